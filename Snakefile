@@ -1,0 +1,23 @@
+# VLM4VLA reproduction workflow: demos -> VLA fine-tuning -> simulator evaluation -> tables.
+#   snakemake --cores all                      everything, embedded default (config/config.yaml)
+#   snakemake --cores all table_main           one paper artifact and only what it needs
+#   snakemake --cores all --configfile config/test.yaml    the tiny CI configuration
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/vla.smk"
+include: "rules/evaluate.smk"
+include: "rules/paper.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

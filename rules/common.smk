@@ -1,0 +1,58 @@
+# Config loading, validation and helpers shared by every rule file.
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Let a plain checkout work even before `pip install -e .` (the library lives in src/).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from vlm4vla import pipeline as P
+from vlm4vla.config import ConfigError, canonical_json, read_config_files, validate_config
+
+# The same files, merged the same way, are what the workflow scripts read: one config.
+CONFIG_FILES = list(dict.fromkeys(["config/config.yaml", *map(str, workflow.overwrite_configfiles)]))
+CONFIG_ARGS = " ".join(f"--configfile {shlex.quote(p)}" for p in CONFIG_FILES)
+
+try:
+    validate_config(config)  # named-key errors with "did you mean" hints; fills defaults
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, "../config/schema.yaml")
+
+try:
+    _from_files = validate_config(read_config_files(CONFIG_FILES))
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+if _from_files != config:
+    raise WorkflowError(
+        "settings given with --config on the command line are not supported: the rule scripts "
+        "(and `dvc repro`) read the config files. Put the settings in a YAML file and pass it "
+        "with --configfile.")
+
+PY = "python"
+NAME = r"[A-Za-z0-9_.\-]+"
+
+
+wildcard_constraints:
+    benchmark=NAME,
+    model=NAME,
+
+
+def spec(fn, *names):
+    """A rule param holding the config fragment the rule depends on (re-run trigger)."""
+    return lambda w: canonical_json(fn(config, *(getattr(w, n) for n in names)))
+
+
+def main_eval_files():
+    return [f"{P.eval_dir(b, m)}/summary.json" for b, m in P.main_runs(config)]
+
+
+def main_policy_dirs():
+    return [P.policy_dir(b, m) for b, m in P.main_runs(config)]
+
+
+def all_targets():
+    return [*P.TABLE_MAIN.values(), *P.FIGURE_MAIN.values()]

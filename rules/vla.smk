@@ -1,0 +1,21 @@
+# VLA fine-tuning: VLM backbone + ActionQuery + MLP head on the demonstrations.
+
+
+rule finetune_vla:
+    input:
+        demos=P.demos_dir("{benchmark}"),
+    output:
+        directory(P.policy_dir("{benchmark}", "{model}")),
+    params:
+        cfg=CONFIG_ARGS,
+        spec=spec(P.train_spec, "benchmark", "model"),
+        state=lambda w: P.state_dir(w.benchmark, w.model),
+    log:
+        "logs/finetune_vla/{benchmark}/{model}.log",
+    benchmark:
+        "logs/benchmarks/finetune_vla/{benchmark}/{model}.tsv"
+    threads: config["threads"]
+    shell:
+        "{PY} workflow_scripts/finetune_vla.py {params.cfg} --benchmark {wildcards.benchmark}"
+        " --model {wildcards.model} --demos {input.demos} --out {output} --state {params.state}"
+        " > {log} 2>&1"

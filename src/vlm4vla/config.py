@@ -1,0 +1,151 @@
+"""Loading and validating the workflow configuration.
+
+One source of truth: the YAML config file(s). Snakemake reads them with `configfile:` /
+`--configfile`; the workflow scripts (run by Snakemake or by DVC) read the same files with
+`load_config`, merged in the same order with the same recursive update, so both tools see
+one config. Validation is against config/schema.yaml; errors name the offending key and,
+for a misspelt key, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the fix."""
+
+
+def deep_update(base: dict, update: dict) -> dict:
+    """Recursive dict update, as Snakemake merges --configfile over configfile:."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def read_config_files(paths: list[str | Path]) -> dict:
+    cfg: dict = {}
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (pass an existing --configfile)")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at top level")
+        deep_update(cfg, data)
+    return cfg
+
+
+def _schema_at(schema: dict, path: list) -> dict:
+    """The sub-schema that describes the object at `path` (for key suggestions)."""
+    node = schema
+    for key in path:
+        props = node.get("properties", {})
+        if key in props:
+            node = props[key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        elif isinstance(node.get("items"), dict):
+            node = node["items"]
+        else:
+            return {}
+    return node
+
+
+def _format_error(err, schema: dict) -> str:
+    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = sorted(_schema_at(schema, list(err.absolute_path)).get("properties", {}))
+        allowed = set(known)
+        lines = []
+        for key in sorted(k for k in err.instance if k not in allowed):
+            full = f"{where}.{key}" if err.absolute_path else key
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f" - did you mean '{near[0]}'?" if near else f" (valid keys: {', '.join(known)})"
+            lines.append(f"unknown config key '{full}'{hint}")
+        return "; ".join(lines)
+    if err.validator == "required":
+        return f"config key '{where}' is missing a required entry: {err.message}"
+    return f"config key '{where}': {err.message}"
+
+
+def validate_config(cfg: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate (and fill schema defaults into) `cfg`; raise ConfigError naming the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration: " + "; ".join(_format_error(e, schema) for e in errors))
+    _fill_defaults(cfg, schema)
+    _check_references(cfg)
+    return cfg
+
+
+def _fill_defaults(node, schema: dict) -> None:
+    if not isinstance(node, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if key in node:
+            _fill_defaults(node[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in node:
+            if key not in schema.get("properties", {}):
+                _fill_defaults(node[key], extra)
+
+
+def _check_references(cfg: dict) -> None:
+    """Cross-references the schema cannot express: names that must exist."""
+    for exp_name, exp in sorted(cfg["experiments"].items()):
+        for m in exp.get("models", []):
+            if m not in cfg["models"]:
+                raise ConfigError(f"config key 'experiments.{exp_name}.models' names model '{m}', "
+                                  f"which is not defined under 'models' (defined: {', '.join(sorted(cfg['models']))})")
+        for b in exp.get("benchmarks", []):
+            if b not in cfg["benchmarks"]:
+                raise ConfigError(f"config key 'experiments.{exp_name}.benchmarks' names benchmark '{b}', "
+                                  f"which is not defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
+    from vlm4vla.models.backbones import known_backbones
+    from vlm4vla.sim.registry import PLUGINS
+
+    for name, model in sorted(cfg["models"].items()):
+        if model["backbone"] not in known_backbones():
+            raise ConfigError(f"config key 'models.{name}.backbone': unknown backbone '{model['backbone']}' "
+                              f"(known: {', '.join(known_backbones())})")
+    for name, bench in sorted(cfg["benchmarks"].items()):
+        if bench["plugin"] not in PLUGINS:
+            raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "
+                              f"(known: {', '.join(sorted(PLUGINS))})")
+
+
+def load_config(paths: list[str | Path], schema_path: str | Path = SCHEMA_PATH) -> dict:
+    return validate_config(read_config_files(paths), schema_path)
+
+
+def canonical_json(obj) -> str:
+    """Stable text of a config fragment (sorted keys): used as Snakemake params so that a
+    change in exactly the settings a rule depends on re-runs exactly that rule."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint(obj) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:16]

@@ -1,0 +1,138 @@
+"""Scripted-expert demonstrations, written as an episode store.
+
+What one demo step holds: the frame rendered BEFORE the action, and the 7-D action taken
+from it, [dx, dy, dz, 0, 0, 0, g]. The expert's grip command is binarised by the plugin to
+g = +1 (close) or -1 (open) (Meta-World: see metaworld_env.GRIP_EFFORT) and the binarised
+action is what the simulator executes, so a stored episode replays exactly and the policy
+learns the same open/close target the paper's gripper head predicts.
+
+Where an episode ends: at the first step the benchmark reports success (that step's action
+is the last one kept). Evaluation also stops at the first success, so what happens after
+it is never scored, and idle post-success steps would only teach the policy to stall.
+Episodes that do not succeed within bench_cfg["max_steps"] are dropped: the store holds
+successful demonstrations only.
+
+Seeds: each task has its own seed stream, task_seed(seed, task, i) = seed + h(task) + i,
+with h a stable hash of the task name (sha256, not Python's salted hash()), so tasks that
+share a layout space (push / pick-place) do not get the same layouts. Demos use i = 0, 1,
+2, ... (more only if the expert fails); evaluation uses i >= bench_cfg["eval_seed_offset"],
+so held-out evaluation states never overlap demo states as long as the attempt cap
+(max_attempts) stays below that offset, which is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vlm4vla.data.episodes import Episode, write_store
+from vlm4vla.sim.registry import get_benchmark
+
+ACTION_SPACE_DOC = ("7-D float32: [dx, dy, dz] end-effector position delta in [-1, 1], "
+                    "[droll, dpitch, dyaw] rotation delta (0 on benchmarks without rotation), "
+                    "gripper +1 = close / -1 = open (binarised from the expert's command); "
+                    "frame t is rendered before action t")
+
+
+def task_seed(seed: int, task: str, index: int) -> int:
+    """The `index`-th initial-state seed of `task` (deterministic across processes)."""
+    offset = int.from_bytes(hashlib.sha256(task.encode()).digest()[:4], "big")
+    return int(seed) + offset + int(index)
+
+
+def max_attempts(demos_per_task: int) -> int:
+    """Seeds tried per task before giving up (the experts fail rarely, so this is generous)."""
+    return 4 * demos_per_task + 10
+
+
+def expert_episode(env, seed: int, max_steps: int, render: bool
+                   ) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
+    """Roll the scripted expert from `seed`; returns (success, frames, actions).
+    With render=False no frames are made (cheap: used to find the seeds that succeed)."""
+    env.reset(seed)
+    frames, actions = [], []
+    for _ in range(max_steps):
+        if render:
+            frames.append(env.render())
+        action = env.expert_action()
+        actions.append(action)
+        if env.step(action).success:
+            return True, frames, actions
+    return False, frames, actions
+
+
+def collect_demos(bench_cfg: dict, out_dir, seed: int, progress: bool | None = None) -> dict:
+    """Collect bench_cfg["demos_per_task"] successful expert episodes for every task in
+    bench_cfg["tasks"] and write them as an episode store at `out_dir`.
+
+    Returns {"tasks": {task: {"tried", "kept", "seeds", "steps"}}, "episodes", "steps"}.
+    Raises RuntimeError naming the task if its expert keeps failing.
+    """
+    bench = get_benchmark(bench_cfg["plugin"])
+    tasks = sorted(bench_cfg["tasks"])
+    per_task, max_steps = int(bench_cfg["demos_per_task"]), int(bench_cfg["max_steps"])
+    size = int(bench_cfg["image_size"])
+    cap = max_attempts(per_task)
+    if cap > int(bench_cfg["eval_seed_offset"]):
+        raise ValueError(f"eval_seed_offset {bench_cfg['eval_seed_offset']} must be >= the "
+                         f"demo attempt cap {cap}, or demo and evaluation seeds could overlap")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks) * per_task, desc="demos", unit="ep", file=sys.stderr)
+
+    episodes, stats = [], {}
+    for task in tasks:
+        start = time.perf_counter()
+        env = bench.make_env(task, size)
+        if not hasattr(env, "expert_action"):
+            env.close()
+            raise RuntimeError(f"benchmark {bench.name!r} has no scripted expert "
+                               f"(its Env lacks expert_action()); cannot collect demos")
+        kept, tried = [], 0
+        try:
+            while len(kept) < per_task:
+                if tried == cap:
+                    raise RuntimeError(
+                        f"scripted expert for {task!r} succeeded on only {len(kept)} of {cap} "
+                        f"seeds within max_steps={max_steps}; raise max_steps or drop the task")
+                s = task_seed(seed, task, tried)
+                tried += 1
+                # Cheap unrendered pass first: rendering is ~10x the cost of a physics step,
+                # so only episodes known to succeed are rendered.
+                ok, _, _ = expert_episode(env, s, max_steps, render=False)
+                if not ok:
+                    continue
+                ok, frames, actions = expert_episode(env, s, max_steps, render=True)
+                if not ok:  # same seed, same actions: must succeed again
+                    raise RuntimeError(f"{task!r} seed {s}: expert rollout is not deterministic")
+                kept.append(Episode(task=task, seed=s, frames=np.stack(frames),
+                                    actions=np.stack(actions).astype(np.float32)))
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            env.close()
+        episodes.extend(kept)
+        stats[task] = {"tried": tried, "kept": len(kept), "seeds": [ep.seed for ep in kept],
+                       "steps": int(sum(len(ep.actions) for ep in kept))}
+        if bar is None:
+            print(f"[demos] {task}: kept {len(kept)} of {tried} seeds, "
+                  f"{stats[task]['steps']} steps, {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
+    if bar is not None:
+        bar.close()
+
+    write_store(out_dir, episodes, {t: bench.instruction(t) for t in tasks}, bench.name,
+                extra_meta={"action_space": ACTION_SPACE_DOC,
+                            "camera": getattr(bench, "camera", None),
+                            "image_size": size, "max_steps": max_steps, "seed": int(seed),
+                            "demo_stats": {t: {"tried": v["tried"], "kept": v["kept"]}
+                                           for t, v in stats.items()}})
+    return {"tasks": stats, "episodes": len(episodes),
+            "steps": int(sum(v["steps"] for v in stats.values()))}

@@ -1,0 +1,162 @@
+"""The on-disk episode store: demonstrations as a folder of flat numpy arrays.
+
+Layout of a store folder (all arrays are row-aligned over N steps):
+    frames.npy         uint8   (N, H, W, 3)  one third-person RGB frame per step
+    actions.npy        float32 (N, 7)        xyz delta, rotation delta (3), gripper
+    episode_index.npy  int32   (N,)          which episode a step belongs to
+    meta.json          tasks + instructions, episode table, sha256/shape/dtype per array
+
+Why this shape: `np.load(mmap_mode="r")` gives a DataLoader random access to single frames
+without reading the whole file, uint8 frames keep it compact, and a checksum per array lets
+a corrupt or truncated file fail loudly with its name instead of training on garbage.
+Stores are written to a temporary sibling folder and renamed into place, so a killed job
+never leaves a half-written store behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+ARRAYS = ("frames", "actions", "episode_index")
+
+
+class CorruptStoreError(RuntimeError):
+    """A store file is missing, truncated or does not match its recorded checksum."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One demonstration, as produced by a scripted expert."""
+
+    task: str  # benchmark task name, e.g. "pick-place-v3"
+    seed: int  # seed of the initial state the episode started from
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    actions: np.ndarray  # float32 (T, 7)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_store(path: str | Path, episodes: list[Episode], instructions: dict[str, str],
+                benchmark: str, extra_meta: dict | None = None) -> Path:
+    """Write `episodes` as a store at `path` atomically (temp folder + rename)."""
+    path = Path(path)
+    if not episodes:
+        raise ValueError(f"refusing to write an empty episode store at {path}")
+    for ep in episodes:
+        if ep.task not in instructions:
+            raise ValueError(f"episode task {ep.task!r} has no instruction")
+        if len(ep.frames) != len(ep.actions) or len(ep.frames) == 0:
+            raise ValueError(f"episode of {ep.task!r} (seed {ep.seed}) has "
+                             f"{len(ep.frames)} frames and {len(ep.actions)} actions")
+    frames = np.concatenate([ep.frames for ep in episodes]).astype(np.uint8, copy=False)
+    actions = np.concatenate([ep.actions for ep in episodes]).astype(np.float32, copy=False)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
+    if actions.ndim != 2 or actions.shape[1] != 7:
+        raise ValueError(f"actions must be (N, 7), got {actions.shape}")
+    episode_index = np.concatenate(
+        [np.full(len(ep.frames), i, dtype=np.int32) for i, ep in enumerate(episodes)])
+    tasks = sorted(instructions)
+    table, start = [], 0
+    for i, ep in enumerate(episodes):
+        table.append({"index": i, "task": ep.task, "seed": int(ep.seed),
+                      "start": start, "length": len(ep.frames)})
+        start += len(ep.frames)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        arrays = {"frames": frames, "actions": actions, "episode_index": episode_index}
+        entries = {}
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
+            entries[name] = {"sha256": _sha256(tmp / f"{name}.npy"),
+                             "shape": list(arrays[name].shape),
+                             "dtype": str(arrays[name].dtype)}
+        meta = {"format_version": FORMAT_VERSION, "benchmark": benchmark,
+                "tasks": [{"name": t, "instruction": instructions[t]} for t in tasks],
+                "episodes": table, "arrays": entries, **(extra_meta or {})}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+class EpisodeStore:
+    """Read-only view of a store folder. Arrays are memory-mapped (cheap to open)."""
+
+    def __init__(self, path: str | Path, verify: bool = True):
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.is_file():
+            raise CorruptStoreError(
+                f"{meta_file} is missing: {self.path} is not an episode store. "
+                "Rebuild it with `snakemake prepare_demos` (or delete the folder and rerun).")
+        try:
+            self.meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as e:
+            raise CorruptStoreError(f"{meta_file} is not valid JSON ({e}); "
+                                    "delete the store folder and rerun prepare_demos") from e
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise CorruptStoreError(f"{meta_file}: format_version "
+                                    f"{self.meta.get('format_version')} != {FORMAT_VERSION}")
+        if verify:
+            self.verify()
+        arrays = {}
+        for name in ARRAYS:
+            try:
+                arrays[name] = np.load(self.path / f"{name}.npy", mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise CorruptStoreError(f"{self.path / (name + '.npy')} cannot be read ({e}); "
+                                        "delete the store folder and rerun prepare_demos") from e
+            want = self.meta["arrays"][name]
+            if list(arrays[name].shape) != want["shape"] or str(arrays[name].dtype) != want["dtype"]:
+                raise CorruptStoreError(f"{self.path / (name + '.npy')} has shape/dtype "
+                                        f"{arrays[name].shape}/{arrays[name].dtype}, meta.json "
+                                        f"says {want['shape']}/{want['dtype']}")
+        self.frames = arrays["frames"]
+        self.actions = arrays["actions"]
+        self.episode_index = arrays["episode_index"]
+        self.benchmark: str = self.meta["benchmark"]
+        self.episodes: list[dict] = self.meta["episodes"]
+        self.instructions: dict[str, str] = {t["name"]: t["instruction"] for t in self.meta["tasks"]}
+
+    def verify(self) -> None:
+        """Recompute every array's sha256; raise CorruptStoreError naming the bad file."""
+        for name in ARRAYS:
+            f = self.path / f"{name}.npy"
+            if not f.is_file():
+                raise CorruptStoreError(f"{f} is missing; delete {self.path} and rerun prepare_demos")
+            digest = _sha256(f)
+            if digest != self.meta["arrays"][name]["sha256"]:
+                raise CorruptStoreError(
+                    f"{f} does not match the checksum in meta.json (file corrupt or edited); "
+                    f"delete {self.path} and rerun `snakemake prepare_demos`")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def episode_of(self, step: int) -> dict:
+        return self.episodes[int(self.episode_index[step])]
+
+    def instruction_of(self, step: int) -> str:
+        return self.instructions[self.episode_of(step)["task"]]

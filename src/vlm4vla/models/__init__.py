@@ -1,0 +1,1 @@
+"""VLA policy = VLM backbone + ActionQuery + MLP action head (see policy.py)."""

@@ -1,0 +1,34 @@
+"""Registry of VLM backbone families.
+
+Each family lives in one small module defining a `VLMBackbone` subclass; the registry maps
+a config name (`models.<name>.backbone`) to "module:Class" and imports lazily, so a broken or
+slow import of one family never affects the others. Adding a family = one module + one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import VLMBackbone
+
+_REGISTRY: dict[str, str] = {
+    "qwen2_5_vl": "vlm4vla.models.backbones.qwen2_5_vl:Qwen25VLBackbone",
+}
+
+
+def known_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backbone(name: str) -> type[VLMBackbone]:
+    """The backbone class registered under `name` (call `.build(model_cfg)` on it)."""
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; known backbones: "
+                       f"{', '.join(known_backbones())}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["VLMBackbone", "get_backbone", "known_backbones"]

@@ -1,0 +1,98 @@
+"""The VLA policy of VLM4VLA: backbone + ActionQuery + deterministic MLP head.
+
+The ActionQuery is a learnable vector (backbone hidden size, zero-initialised) appended as
+the last position of the sequence; the backbone's last-layer state there is the policy's
+only readout. It is a parameter of the policy, not of the word-embedding table, so it keeps
+training when the word embeddings are frozen.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbones import VLMBackbone, get_backbone
+from .backbones.base import FREEZE_GROUPS
+
+
+def _mlp(sizes: list[int], final: nn.Module | None = None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    if final is not None:
+        layers.append(final)
+    return nn.Sequential(*layers)
+
+
+class ActionHead(nn.Module):
+    """trunk: hidden -> hidden/2 -> ReLU -> 1024 (as the paper writes it: no activation
+    after the trunk's last layer); arm: 1024-1024-512-256-(chunk*6), ReLU between, tanh at
+    the end; gripper: same shape ending in chunk*1 logits. Xavier-uniform, zero biases."""
+
+    def __init__(self, hidden: int, chunk: int):
+        super().__init__()
+        self.chunk = int(chunk)
+        self.trunk = _mlp([hidden, hidden // 2, 1024])
+        self.arm = _mlp([1024, 1024, 512, 256, self.chunk * 6], final=nn.Tanh())
+        self.gripper = _mlp([1024, 1024, 512, 256, self.chunk])
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(h)
+        return self.arm(x).view(-1, self.chunk, 6), self.gripper(x).view(-1, self.chunk)
+
+
+class VLAPolicy(nn.Module):
+    def __init__(self, backbone: VLMBackbone, chunk: int, freeze: list[str] | tuple = ()):
+        super().__init__()
+        self.backbone = backbone
+        self.chunk = int(chunk)
+        self.action_query = nn.Parameter(torch.zeros(backbone.hidden_size))
+        self.head = ActionHead(backbone.hidden_size, chunk)
+        self.freeze = sorted(freeze)
+        self.apply_freeze(self.freeze)
+
+    @classmethod
+    def build(cls, model_cfg: dict, chunk: int, seed: int) -> "VLAPolicy":
+        """Deterministic construction: all random init happens under `seed`, in a forked RNG
+        so the caller's global RNG state is left untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
+            return cls(backbone, chunk, model_cfg.get("freeze") or [])
+
+    def apply_freeze(self, freeze) -> None:
+        unknown = set(freeze) - set(FREEZE_GROUPS)
+        if unknown:
+            raise ValueError(f"unknown freeze group(s) {sorted(unknown)}; "
+                             f"known: {', '.join(FREEZE_GROUPS)}")
+        for group, params in self.backbone.groups().items():
+            for p in params:
+                p.requires_grad_(group not in freeze)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = dict(self.backbone.groups())
+        groups["action_query"] = [self.action_query]
+        groups["head"] = list(self.head.parameters())
+        return groups
+
+    def param_counts(self) -> dict:
+        """{"total", "trainable", "groups": {name: {"total", "trainable"}}, "new_fraction"}."""
+        groups = {name: {"total": sum(p.numel() for p in ps),
+                         "trainable": sum(p.numel() for p in ps if p.requires_grad)}
+                  for name, ps in self.param_groups().items()}
+        total = sum(p.numel() for p in self.parameters())
+        new = groups["action_query"]["total"] + groups["head"]["total"]
+        return {"total": total, "trainable": sum(p.numel() for p in self.parameters() if p.requires_grad),
+                "groups": groups, "new_fraction": new / total}
+
+    def forward(self, frames, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> arm (B, chunk, 6) in [-1, 1], gripper logits (B, chunk)."""
+        hidden, mask = self.backbone.encode(frames, instructions, self.action_query)
+        # encode() guarantees the query is the last column of every row.
+        return self.head(hidden[:, -1].to(self.head.trunk[0].weight.dtype))

@@ -1,0 +1,54 @@
+"""The one interface every benchmark plugin implements.
+
+A benchmark names its tasks, gives each a natural-language instruction, and makes
+environments that reset to a seeded initial state, step a 7-D action and render a
+224x224 uint8 RGB frame the right way up. Policies never see a simulator object: evaluation
+hands them frames and instructions only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class StepResult:
+    success: bool  # task solved at this step (benchmark's own success criterion)
+    done: bool  # episode must stop (success or the simulator's own termination)
+    info: dict  # extra per-step information (JSON-serialisable values only)
+
+
+class Env(Protocol):
+    task: str
+
+    def reset(self, seed: int) -> None:
+        """Reset to the initial state derived from `seed` (same seed -> same state)."""
+
+    def render(self) -> np.ndarray:
+        """uint8 (H, W, 3) third-person RGB frame, upright, at the benchmark's image size."""
+
+    def step(self, action: np.ndarray) -> StepResult:
+        """Apply one 7-D action: xyz delta, rotation delta (3), gripper in [-1, 1]
+        (-1 = open, +1 = close). Plugins whose robots lack rotation ignore dims 3:6."""
+
+    def close(self) -> None: ...
+
+    # Optional: plugins that can generate demonstrations also provide
+    #     def expert_action(self) -> np.ndarray  # (7,) privileged scripted-expert action
+    # for the current state; vlm4vla.data.demos refuses plugins without it, clearly.
+
+
+class Benchmark(Protocol):
+    name: str
+
+    def tasks(self) -> list[str]:
+        """All task names this plugin knows, sorted."""
+
+    def instruction(self, task: str) -> str:
+        """A real English sentence telling the robot what to do."""
+
+    def make_env(self, task: str, image_size: int) -> Env:
+        """Build an environment for `task` (may be slow; reuse it across resets)."""

@@ -1,0 +1,212 @@
+"""A small, generic, resumable and deterministic training loop.
+
+Why it exists instead of a framework trainer: VLM4VLA's recipe is plain (AdamW, linear
+warm-up then constant lr, grad clip 1.0) and we need two properties frameworks make hard:
+  * bit-for-bit determinism: same inputs -> byte-identical weights and log;
+  * exact resume: killed at any step, restarted, it ends with the SAME weights as an
+    uninterrupted run. The checkpoint therefore holds everything that evolves: weights,
+    AdamW moments, scheduler, all RNG states and the batch sampler's state.
+Checkpoints go to `state_dir` (never the rule's outputs: Snakemake deletes the declared
+outputs of a killed job), written to a temp file and renamed, so a kill mid-save leaves the
+previous checkpoint intact. A checkpoint is only resumed if its config hash matches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    steps: int
+    lr: float
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    weight_decay: float = 0.0
+    checkpoint_every: int = 0  # 0: only at the end
+    log_every: int = 10
+
+    @classmethod
+    def from_train_cfg(cls, train_cfg: dict, lr: float | None = None) -> "LoopConfig":
+        return cls(steps=int(train_cfg["steps"]), lr=float(lr if lr is not None else train_cfg["lr"]),
+                   warmup_steps=int(train_cfg.get("warmup_steps", 0)),
+                   grad_clip=float(train_cfg.get("grad_clip", 1.0)),
+                   weight_decay=float(train_cfg.get("weight_decay", 0.0)),
+                   checkpoint_every=int(train_cfg.get("checkpoint_every", 0)),
+                   log_every=int(train_cfg.get("log_every", 10)))
+
+
+def set_determinism(threads: int) -> None:
+    """Deterministic kernels and a fixed thread count (reductions depend on it)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by CUDA determinism
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(int(threads))
+
+
+def warmup_constant(warmup_steps: int) -> Callable[[int], float]:
+    """lr factor for optimizer step s (0-based): (s+1)/warmup during warm-up, then 1."""
+    def factor(s: int) -> float:
+        return 1.0 if warmup_steps <= 0 else min(1.0, (s + 1) / warmup_steps)
+    return factor
+
+
+class EpochSampler:
+    """Batches of indices from seeded permutations (each sample once per epoch). Its whole
+    state (generator, current permutation, cursor) is checkpointed for exact resume."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.n, self.batch_size = int(n), int(batch_size)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.perm = torch.randperm(self.n, generator=self.generator)
+        self.pos = 0
+
+    def next(self) -> list[int]:
+        out: list[int] = []
+        while len(out) < self.batch_size:
+            if self.pos == self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+            take = min(self.batch_size - len(out), self.n - self.pos)
+            out += self.perm[self.pos:self.pos + take].tolist()
+            self.pos += take
+        return out
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.generator.set_state(s["generator"])
+        self.perm, self.pos = s["perm"].clone(), int(s["pos"])
+
+
+def _rng_state() -> dict:
+    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def _set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, dict], dict],
+             sampler: EpochSampler, get_batch: Callable[[list[int]], dict], cfg: LoopConfig,
+             state_dir: str | Path, config_hash: str, progress: bool | None = None,
+             tensorboard: bool = True) -> list[dict]:
+    """Train `model` in place for cfg.steps optimizer steps; return the log rows
+    [{"step", "loss", ..., "lr"}] every cfg.log_every steps (and at the last step).
+
+    compute_loss(model, batch) -> dict of scalar tensors with key "loss" (others logged).
+    """
+    from accelerate import Accelerator  # imported here: keeps `import vlm4vla.train` light
+
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = state_dir / CHECKPOINT
+    # fp32 on CPU; bf16 autocast where a GPU is present (the paper trains in bf16).
+    cuda = torch.cuda.is_available()
+    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_steps))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    raw = accelerator.unwrap_model(model)
+
+    start, rows = 0, []
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("config_hash") == config_hash:
+            raw.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            sampler.load_state_dict(ckpt["sampler"])
+            _set_rng_state(ckpt["rng"])
+            start, rows = int(ckpt["step"]), list(ckpt["log"])
+            _say(f"resuming from {ckpt_path} at step {start}/{cfg.steps}")
+        else:
+            _say(f"ignoring {ckpt_path}: it belongs to another configuration")
+        del ckpt
+
+    def save(step: int) -> None:
+        atomic_torch_save({"config_hash": config_hash, "step": step, "model": raw.state_dict(),
+                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "sampler": sampler.state_dict(), "rng": _rng_state(), "log": rows},
+                          ckpt_path)
+
+    # TensorBoard events carry wall-clock timestamps: they live in state_dir, never among
+    # the deterministic artifacts. purge_step drops events of steps redone after a resume.
+    writer = None
+    if tensorboard and start < cfg.steps:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(state_dir / "tensorboard"), purge_step=start + 1)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
+
+    model.train()
+    for step in range(start + 1, cfg.steps + 1):
+        batch = get_batch(sampler.next())
+        lr = optimizer.param_groups[0]["lr"]
+        with accelerator.autocast():
+            losses = compute_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(losses["loss"])
+        if cfg.grad_clip > 0:
+            accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            row = {"step": step, **{k: float(v.detach()) for k, v in losses.items()}, "lr": lr}
+            rows.append(row)
+            if writer is not None:
+                for k, v in row.items():
+                    if k != "step":
+                        writer.add_scalar(f"train/{k}", v, step)
+            if bar is None:
+                _say(f"step {step}/{cfg.steps} loss {row['loss']:.5f} lr {lr:.3g}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}", refresh=False)
+        if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
+            save(step)
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    model.eval()
+    return rows
+
+
+def _say(msg: str) -> None:
+    print(f"[train] {msg}", file=sys.stderr, flush=True)
+
+
+def config_hash(obj) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,106 @@
+"""Train a VLA policy on an episode store, and load a trained one for rollouts.
+
+Outputs in `out_dir` (each written to a temp file and renamed):
+    policy.safetensors   all weights (backbone, ActionQuery, head)
+    tokenizer.json       the backbone's tokenizer (the folder is self-contained, no download)
+    policy.json          model_cfg, chunk, norm stats, param counts, steps, backbone config
+    train_log.jsonl      {"step", "loss", "arm", "gripper", "lr"} every log_every steps
+All four are deterministic: same inputs -> same bytes. Wall-clock data (TensorBoard
+events) and the resumable checkpoint live in `state_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..data.dataset import ChunkDataset
+from ..data.episodes import EpisodeStore
+from ..data.normalize import ActionNormalizer
+from ..models.backbones import get_backbone
+from ..models.losses import action_loss
+from ..models.policy import VLAPolicy
+from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
+
+POLICY_FORMAT = 1
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _vla_loss(model, batch: dict) -> dict:
+    arm, grip = model(batch["frames"], batch["instructions"])
+    return action_loss(arm, grip, batch["actions"].to(arm.device), batch["mask"].to(arm.device))
+
+
+def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
+              seed: int, threads: int, progress: bool | None = None) -> dict:
+    """Train one policy; return the policy.json content (also written to out_dir)."""
+    set_determinism(threads)
+    store = EpisodeStore(demos_dir)
+    normalizer = ActionNormalizer.fit(np.asarray(store.actions))
+    dataset = ChunkDataset(store, chunk, normalizer)
+    cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"))
+    policy = VLAPolicy.build(model_cfg, chunk, seed)
+    sampler = EpochSampler(len(dataset), int(train_cfg["batch_size"]), seed)
+    # Resume only into the very same run: config, data (array checksums), seed, threads.
+    key = config_hash({"model_cfg": model_cfg, "train_cfg": train_cfg, "chunk": chunk,
+                       "seed": seed, "threads": threads, "policy_format": POLICY_FORMAT,
+                       "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()}})
+    rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in policy.state_dict().items()}
+    tmp = out_dir / ".policy.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.chmod(tmp, 0o644)  # safetensors creates it owner-only
+    os.replace(tmp, out_dir / "policy.safetensors")
+    _atomic_write(out_dir / "tokenizer.json", policy.backbone.tokenizer.to_str())
+    info = {"format": POLICY_FORMAT, "model_cfg": model_cfg, "chunk": int(chunk),
+            "norm_stats": normalizer.to_dict(), "param_counts": policy.param_counts(),
+            "steps": cfg.steps, "seed": seed, "backbone": model_cfg["backbone"],
+            "backbone_config": policy.backbone.saved_config()}
+    _atomic_write(out_dir / "policy.json", json.dumps(info, indent=1, sort_keys=True, default=str) + "\n")
+    _atomic_write(out_dir / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return info
+
+
+class LoadedPolicy:
+    """A trained policy for inference: eval mode, no grad, env action units."""
+
+    def __init__(self, policy: VLAPolicy, normalizer: ActionNormalizer, info: dict):
+        self.policy, self.normalizer, self.info = policy, normalizer, info
+        self.chunk = policy.chunk
+
+    @torch.no_grad()
+    def act(self, frames, instructions: list[str]) -> np.ndarray:
+        """frames uint8 (B,H,W,3), B instructions -> float32 (B, chunk, 7): arm deltas in env
+        units, gripper +1 close / -1 open."""
+        arm, grip = self.policy(frames, list(instructions))
+        return self.normalizer.unnormalize(arm.float().cpu().numpy(),
+                                           torch.sigmoid(grip.float()).cpu().numpy())
+
+
+def load_policy(policy_dir, threads: int = 1) -> LoadedPolicy:
+    """Rebuild a policy from its folder (no network). Usable as
+    functools.partial(load_policy, path) in worker processes."""
+    set_determinism(threads)
+    policy_dir = Path(policy_dir)
+    info = json.loads((policy_dir / "policy.json").read_text())
+    backbone = get_backbone(info["backbone"]).from_saved(
+        info["backbone_config"], (policy_dir / "tokenizer.json").read_text())
+    policy = VLAPolicy(backbone, info["chunk"], freeze=())
+    policy.load_state_dict(load_file(str(policy_dir / "policy.safetensors")), strict=True)
+    policy.eval()
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    return LoadedPolicy(policy, ActionNormalizer.from_dict(info["norm_stats"]), info)

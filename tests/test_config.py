@@ -1,0 +1,93 @@
+"""Config validation: typos and wrong types fail at once, naming the key."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, copy_repo, workflow_env
+from vlm4vla.config import ConfigError, load_config, read_config_files, validate_config
+
+
+def _cfg():
+    return read_config_files([REPO / "config" / "config.yaml"])
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_config([REPO / "config" / name])
+    assert cfg["benchmarks"]["metaworld"]["eval_seed_offset"] == 100000  # default filled
+
+
+def test_typo_names_key_and_suggests():
+    cfg = _cfg()
+    cfg["train"]["stpes"] = cfg["train"].pop("steps")
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    assert "train.stpes" in str(e.value) and "did you mean 'steps'" in str(e.value)
+
+
+def test_nested_typo_in_model_entry():
+    cfg = _cfg()
+    cfg["models"]["qwen25vl_tiny"]["frezee"] = ["vision"]
+    with pytest.raises(ConfigError, match=r"models\.qwen25vl_tiny\.frezee.*did you mean 'freeze'"):
+        validate_config(cfg)
+
+
+def test_wrong_type_names_key():
+    cfg = _cfg()
+    cfg["train"]["batch_size"] = "eight"
+    with pytest.raises(ConfigError, match=r"train\.batch_size"):
+        validate_config(cfg)
+
+
+def test_bad_enum_names_key():
+    cfg = _cfg()
+    cfg["models"]["qwen25vl_tiny"]["freeze"] = ["eyes"]
+    with pytest.raises(ConfigError, match=r"models\.qwen25vl_tiny\.freeze\.0"):
+        validate_config(cfg)
+
+
+def test_unknown_backbone_and_dangling_reference():
+    cfg = _cfg()
+    cfg["models"]["qwen25vl_tiny"]["backbone"] = "gpt5_vl"
+    with pytest.raises(ConfigError, match=r"models\.qwen25vl_tiny\.backbone.*gpt5_vl.*known"):
+        validate_config(copy.deepcopy(cfg))
+    cfg = _cfg()
+    cfg["experiments"]["main"]["models"] = ["nope"]
+    with pytest.raises(ConfigError, match=r"experiments\.main\.models.*'nope'"):
+        validate_config(cfg)
+
+
+def test_missing_config_file_named(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+        load_config([tmp_path / "missing.yaml"])
+
+
+def test_snakemake_rejects_typo_with_key_name(tmp_path):
+    work = copy_repo(tmp_path)
+    cfg = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    cfg["evaluate"]["workrs"] = cfg["evaluate"].pop("workers")
+    (work / "config" / "typo.yaml").write_text(yaml.safe_dump(cfg))
+    # Overlaying a file cannot remove config.yaml's `workers`, so the typo is the only error.
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/typo.yaml"],
+                          cwd=work, env=workflow_env(work), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "evaluate.workrs" in proc.stdout + proc.stderr
+    assert "did you mean 'workers'" in proc.stdout + proc.stderr
+    assert not (work / "results").exists()
+
+
+def test_script_rejects_typo_cleanly(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    cfg["seeed"] = 1
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, str(REPO / "workflow_scripts" / "prepare_demos.py"),
+                           "--configfile", str(tmp_path / "bad.yaml"), "--benchmark", "metaworld",
+                           "--out", str(tmp_path / "demos")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown config key 'seeed' - did you mean 'seed'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "demos").exists()

@@ -1,0 +1,119 @@
+"""Integration: the tiny config through Snakemake and DVC, as a user would run them."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import REPO, SNAKEMAKE, copy_repo, run
+from vlm4vla.data.episodes import EpisodeStore
+
+pytestmark = pytest.mark.slow
+
+DETERMINISTIC = ["results/tables/main.csv", "results/tables/main.md", "results/figures/main.png",
+                 "results/figures/main.svg", "results/eval/metaworld/qwen25vl_tiny/summary.json",
+                 "results/eval/metaworld/qwen25vl_tiny/episodes.jsonl"]
+
+
+def _digests(root, rels):
+    return {r: hashlib.sha256((root / r).read_bytes()).hexdigest() for r in rels}
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake dry run, without the 'total' line."""
+    lines = dry_run_output.split("Job stats:")[1].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def _test_cfg():
+    return yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+
+
+def test_every_artifact_is_real(tiny_run):
+    cfg = _test_cfg()
+    bench = cfg["benchmarks"]["metaworld"]
+    store = EpisodeStore(tiny_run / "results/demos/metaworld")  # verifies checksums
+    assert store.frames.shape[1:] == (224, 224, 3) and store.frames.dtype == np.uint8
+    assert sorted({e["task"] for e in store.episodes}) == sorted(bench["tasks"])
+    assert len(store.episodes) == bench["demos_per_task"] * len(bench["tasks"])
+
+    policy = tiny_run / "results/vla/metaworld/qwen25vl_tiny"
+    meta = json.loads((policy / "policy.json").read_text())
+    assert meta["param_counts"]["trainable"] > 0
+    log = [json.loads(line) for line in (policy / "train_log.jsonl").read_text().splitlines()]
+    assert log and all(np.isfinite(r["loss"]) for r in log)
+
+    ev = tiny_run / "results/eval/metaworld/qwen25vl_tiny"
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["complete"] is True
+    episodes = [json.loads(line) for line in (ev / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == bench["eval_episodes_per_task"] * len(bench["tasks"])
+    assert all(e["error"] is None for e in episodes)
+    demo_seeds = {e["seed"] for e in store.episodes}
+    assert not demo_seeds & {e["seed"] for e in episodes}, "evaluation must use held-out states"
+
+    table = (tiny_run / "results/tables/main.csv").read_text().splitlines()
+    assert table[0].startswith("benchmark,model,backbone")
+    assert len(table) == 2
+    row = dict(zip(table[0].split(","), table[1].split(",")))
+    assert int(row["trials"]) == len(episodes)
+    assert int(row["successes"]) == sum(e["success"] for e in episodes)
+    assert "qwen25vl_tiny" in (tiny_run / "results/tables/main.md").read_text()
+    with Image.open(tiny_run / "results/figures/main.png") as im:
+        assert im.size[0] > 300 and im.size[1] > 200
+    assert (tiny_run / "results/figures/main.svg").read_text().lstrip().startswith("<?xml")
+    for rel in DETERMINISTIC:
+        assert str(tiny_run) not in (tiny_run / rel).read_bytes().decode("latin-1")
+
+
+def test_rerun_has_nothing_to_do(tiny_run):
+    proc = run([*SNAKEMAKE, "-n", "--configfile", "config/test.yaml"], cwd=tiny_run)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_two_clean_runs_are_byte_identical(tiny_run, tmp_path):
+    other = copy_repo(tmp_path)
+    run([*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml"], cwd=other)
+    assert _digests(tiny_run, DETERMINISTIC) == _digests(other, DETERMINISTIC)
+    weights = sorted(p.relative_to(tiny_run) for p in (tiny_run / "results/vla").rglob("*") if p.is_file())
+    assert _digests(tiny_run, weights) == _digests(other, weights)
+
+
+def test_targeted_rule_builds_only_its_dependencies(tmp_path):
+    work = copy_repo(tmp_path)
+    proc = run([*SNAKEMAKE, "table_main", "-n", "--configfile", "config/test.yaml"], cwd=work)
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "prepare_demos": 1, "finetune_vla": 1, "evaluate": 1, "table_main": 1}
+
+
+def test_dvc_repro_reproduces_table_hashes(tiny_run, tmp_path):
+    work = copy_repo(tmp_path)
+    run(["git", "init", "-q"], cwd=work)
+    run([sys.executable, "workflow_scripts/make_dvc_yaml.py", "--configfile", "config/test.yaml",
+         "--out", "dvc.yaml"], cwd=work)
+    run(["dvc", "repro"], cwd=work)
+    assert _digests(work, DETERMINISTIC) == _digests(tiny_run, DETERMINISTIC)
+    status = run(["dvc", "status"], cwd=work)
+    assert "up to date" in status.stdout
+    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    outs = {o["path"]: o for st in lock["stages"].values() for o in st.get("outs", [])}
+    for rel in ["results/demos/metaworld", "results/vla/metaworld/qwen25vl_tiny", *DETERMINISTIC]:
+        assert rel in outs and outs[rel]["md5"], rel
+
+
+def test_committed_dvc_yaml_matches_generator():
+    proc = subprocess.run([sys.executable, "workflow_scripts/make_dvc_yaml.py", "--configfile",
+                           "config/config.yaml"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert proc.stdout == (REPO / "dvc.yaml").read_text(), \
+        "dvc.yaml is stale: python workflow_scripts/make_dvc_yaml.py --configfile config/config.yaml --out dvc.yaml"

@@ -1,0 +1,20 @@
+"""Record scripted-expert demonstrations for one benchmark into an episode store."""
+
+from vlm4vla import cli, pipeline
+
+
+def main() -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--benchmark", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    spec = pipeline.demo_spec(cli.load(args), args.benchmark)
+
+    from vlm4vla.data.demos import collect_demos
+
+    stats = collect_demos(spec["bench"], args.out, seed=spec["seed"])
+    print(stats)
+
+
+if __name__ == "__main__":
+    cli.run(main)
