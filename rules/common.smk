@@ -46,13 +46,6 @@ def spec(fn, *names):
     return lambda w: canonical_json(fn(config, *(getattr(w, n) for n in names)))
 
 
-def main_eval_files():
-    return [f"{P.eval_dir(b, m)}/summary.json" for b, m in P.main_runs(config)]
-
-
-def main_policy_dirs():
-    return [P.policy_dir(b, m) for b, m in P.main_runs(config)]
-
-
 def all_targets():
-    return [*P.TABLE_MAIN.values(), *P.FIGURE_MAIN.values()]
+    tables = [f for t in P.active_tables(config) for f in P.table_paths(t).values()]
+    return [*tables, *P.TABLE_PAPER.values(), *P.FIGURE_MAIN.values()]

@@ -15,6 +15,8 @@ rule finetune_vla:
     benchmark:
         "logs/benchmarks/finetune_vla/{benchmark}/{model}.tsv"
     threads: config["threads"]
+    resources:
+        gpu=1,
     shell:
         "{PY} workflow_scripts/finetune_vla.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --model {wildcards.model} --demos {input.demos} --out {output} --state {params.state}"

@@ -15,7 +15,9 @@ from vlm4vla.data.episodes import EpisodeStore
 
 pytestmark = pytest.mark.slow
 
-DETERMINISTIC = ["results/tables/main.csv", "results/tables/main.md", "results/figures/main.png",
+DETERMINISTIC = ["results/tables/main.csv", "results/tables/main.md", "results/tables/ablation.csv",
+                 "results/tables/ablation.md", "results/tables/paper_vs_reproduced.csv",
+                 "results/tables/paper_vs_reproduced.md", "results/figures/main.png",
                  "results/figures/main.svg", "results/eval/metaworld/qwen25vl_tiny/summary.json",
                  "results/eval/metaworld/qwen25vl_tiny/episodes.jsonl"]
 
@@ -77,6 +79,28 @@ def test_every_artifact_is_real(tiny_run):
         assert str(tiny_run) not in (tiny_run / rel).read_bytes().decode("latin-1")
 
 
+def test_ablation_table_tests_against_full(tiny_run):
+    import pandas as pd
+
+    df = pd.read_csv(tiny_run / "results/tables/ablation.csv")
+    assert sorted(df["variant"]) == ["freeze_vision", "full"]
+    frozen = df[df["variant"] == "freeze_vision"].iloc[0]
+    full = df[df["variant"] == "full"].iloc[0]
+    assert frozen["params_trainable"] < full["params_trainable"] == full["params_total"]
+    assert frozen["reference"] == "qwen25vl_tiny" and 0 <= frozen["p_value"] <= 1
+    paper = pd.read_csv(tiny_run / "results/tables/paper_vs_reproduced.csv")
+    row = paper[(paper["experiment"] == "ablation") & (paper["variant"] == "freeze_vision")
+                & (paper["paper_backbone"] == "Qwen2.5-VL-3B")]
+    assert set(row["status"]) == {"stand-in benchmark"} and set(row["run"]) == {"qwen25vl_tiny--freeze_vision"}
+    assert (paper["paper_source"].notna()).all()
+
+
+def test_html_report(tiny_run):
+    run([*SNAKEMAKE, "--configfile", "config/test.yaml", "--report", "results/report.html"], cwd=tiny_run)
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "main.png" in html and "ablation.md" in html
+
+
 def test_rerun_has_nothing_to_do(tiny_run):
     proc = run([*SNAKEMAKE, "-n", "--configfile", "config/test.yaml"], cwd=tiny_run)
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -95,6 +119,9 @@ def test_targeted_rule_builds_only_its_dependencies(tmp_path):
     proc = run([*SNAKEMAKE, "table_main", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
         "prepare_demos": 1, "finetune_vla": 1, "evaluate": 1, "table_main": 1}
+    proc = run([*SNAKEMAKE, "table_ablation", "-n", "--configfile", "config/test.yaml"], cwd=work)
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "prepare_demos": 1, "finetune_vla": 2, "evaluate": 2, "table_ablation": 1}
 
 
 def test_dvc_repro_reproduces_table_hashes(tiny_run, tmp_path):
@@ -108,7 +135,8 @@ def test_dvc_repro_reproduces_table_hashes(tiny_run, tmp_path):
     assert "up to date" in status.stdout
     lock = yaml.safe_load((work / "dvc.lock").read_text())
     outs = {o["path"]: o for st in lock["stages"].values() for o in st.get("outs", [])}
-    for rel in ["results/demos/metaworld", "results/vla/metaworld/qwen25vl_tiny", *DETERMINISTIC]:
+    for rel in ["results/demos/metaworld", "results/vla/metaworld/qwen25vl_tiny",
+                "results/vla/metaworld/qwen25vl_tiny--freeze_vision", *DETERMINISTIC]:
         assert rel in outs and outs[rel]["md5"], rel
 
 

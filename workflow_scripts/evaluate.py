@@ -20,8 +20,13 @@ def main() -> None:
     from vlm4vla.train.vla import load_policy
 
     workers = args.workers or cfg["evaluate"]["workers"]
-    evaluate(functools.partial(load_policy, args.policy), spec["bench"], spec["evaluate"],
-             seed=spec["seed"], out_dir=args.out, workers=workers)
+    summary = evaluate(functools.partial(load_policy, args.policy), spec["bench"], spec["evaluate"],
+                       seed=spec["seed"], out_dir=args.out, workers=workers)
+    for task, s in sorted(summary["tasks"].items()):
+        print(f"[eval] {task}: {s['successes']}/{s['n']} successes, {s['errors']} errors")
+    o = summary["overall"]
+    print(f"[eval] overall: {o['successes']}/{o['n']} = {100 * o['success_rate']:.1f}% "
+          f"(Wilson 95% [{100 * o['wilson_low']:.1f}, {100 * o['wilson_high']:.1f}])")
 
 
 if __name__ == "__main__":

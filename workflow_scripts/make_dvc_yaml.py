@@ -16,7 +16,7 @@ from vlm4vla.config import load_config
 def stages(cfg: dict, cf: str) -> dict:
     conf = f"--configfile {cf}"
     out: dict = {}
-    runs = P.main_runs(cfg)
+    runs = P.all_runs(cfg)
 
     def stage(name, kind, cmd, deps, params, outs, **extra):
         out[name] = {"cmd": cmd, "deps": [f"workflow_scripts/{kind}.py", *P.CODE_DEPS[kind], *deps],
@@ -40,11 +40,20 @@ def stages(cfg: dict, cf: str) -> dict:
               f" --policy {P.policy_dir(b, m)} --out {ev}",
               [P.policy_dir(b, m)], P.spec_param_keys(P.eval_spec, cfg, b, m),
               [f"{ev}/{f}" for f in P.EVAL_FILES])
-    stage("table_main", "table_main",
-          f"python workflow_scripts/table_main.py {conf} --out-csv {P.TABLE_MAIN['csv']}"
-          f" --out-md {P.TABLE_MAIN['md']}",
-          [f"{P.eval_dir(b, m)}/summary.json" for b, m in runs] + [P.policy_dir(b, m) for b, m in runs],
-          P.spec_param_keys(P.table_main_spec, cfg), list(P.TABLE_MAIN.values()))
+    for table in P.active_tables(cfg):
+        t_runs, paths = P.table_runs(cfg, table), P.table_paths(table)
+        stage(f"table_{table}", "make_table",
+              f"python workflow_scripts/make_table.py {conf} --table {table}"
+              f" --out-csv {paths['csv']} --out-md {paths['md']}",
+              [f"{P.eval_dir(b, m)}/summary.json" for b, m in t_runs] + [P.policy_dir(b, m) for b, m in t_runs],
+              P.spec_param_keys(P.table_spec, cfg, table), list(paths.values()))
+    tables = P.active_tables(cfg)
+    stage("table_paper_vs_reproduced", "table_paper_vs_reproduced",
+          f"python workflow_scripts/table_paper_vs_reproduced.py {conf} --reported {P.PAPER_REPORTED} "
+          + " ".join(f"--table {t}={P.table_paths(t)['csv']}" for t in tables)
+          + f" --out-csv {P.TABLE_PAPER['csv']} --out-md {P.TABLE_PAPER['md']}",
+          [P.PAPER_REPORTED] + [P.table_paths(t)["csv"] for t in tables],
+          P.spec_param_keys(P.paper_spec, cfg), list(P.TABLE_PAPER.values()))
     stage("figure_main", "figure_main",
           f"python workflow_scripts/figure_main.py --table {P.TABLE_MAIN['csv']}"
           f" --png {P.FIGURE_MAIN['png']} --svg {P.FIGURE_MAIN['svg']}",

@@ -115,6 +115,12 @@ def _fill_defaults(node, schema: dict) -> None:
 
 def _check_references(cfg: dict) -> None:
     """Cross-references the schema cannot express: names that must exist."""
+    if cfg["experiments"].get("init"):
+        for m in cfg["experiments"]["init"]["models"]:
+            if m in cfg["models"] and cfg["models"][m]["init"] != "pretrained":
+                raise ConfigError(f"config key 'experiments.init.models' names model '{m}', whose "
+                                  "init is not 'pretrained': the init table compares a pretrained "
+                                  "model with its scratch twin")
     for exp_name, exp in sorted(cfg["experiments"].items()):
         for m in exp.get("models", []):
             if m not in cfg["models"]:

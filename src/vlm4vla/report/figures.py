@@ -34,19 +34,22 @@ def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
     models = sorted(df["model"].unique())
     width = 0.8 / max(len(models), 1)
     with plt.style.context("default"):
-        fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(benches) * max(1, len(models) / 2), 3.6))
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.4 * len(benches) * max(1, len(models) / 2)), 3.8))
         x = np.arange(len(benches))
         for i, model in enumerate(models):
             sub = df[df["model"] == model].set_index("benchmark").reindex(benches)
             y = sub["success_pct"].to_numpy(dtype=float)
             err = np.vstack([y - sub["ci95_low_pct"].to_numpy(dtype=float),
                              sub["ci95_high_pct"].to_numpy(dtype=float) - y])
-            ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, yerr=err, capsize=3,
-                   label=model)
+            xs = x + (i - (len(models) - 1) / 2) * width
+            ax.bar(xs, y, width, yerr=err, capsize=3, label=model)
+            for xi, k, n, top in zip(xs, sub["successes"], sub["trials"], sub["ci95_high_pct"]):
+                if not pd.isna(n):  # successes / trials above each bar
+                    ax.text(xi, top + 1.5, f"{int(k)}/{int(n)}", ha="center", fontsize=7)
         ax.set_xticks(x, benches)
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 108)
         ax.set_ylabel("success rate (%)")
-        ax.set_title("VLA success by backbone (Wilson 95% CI)")
+        ax.set_title("Closed-loop success (Wilson 95% CI)")
         ax.legend(fontsize=8, frameon=False)
         fig.tight_layout()
     _save(fig, png_path, svg_path)

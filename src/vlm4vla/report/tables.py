@@ -1,4 +1,10 @@
-"""Results tables: CSV (long form, machine-readable) + Markdown (backbone x benchmark)."""
+"""Results tables: CSV (long form, machine-readable) + Markdown (for people).
+
+Every success rate carries its number of trials and a Wilson 95% interval. Tables with a
+reference variant (ablation: full fine-tuning; init: the pretrained model) also give the
+difference to the reference and a two-sided Fisher exact p-value, so a tiny-scale run
+does not pretend to more than it shows.
+"""
 
 from __future__ import annotations
 
@@ -8,62 +14,91 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlm4vla import pipeline
+from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text
+from vlm4vla.report.stats import fisher_exact
+
+ALPHA = 0.05
 
 
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the rule that builds it "
-                                f"(e.g. `snakemake {path}`)")
+                                f"(e.g. `snakemake --cores all {path}`)")
     return json.loads(path.read_text())
 
 
-def main_table(cfg: dict, runs: list[tuple[str, str]]) -> pd.DataFrame:
-    """One row per (benchmark, model): trials, successes, success % with Wilson 95% CI."""
-    rows = []
-    for benchmark, model in runs:
-        summary = _read_json(Path(pipeline.eval_dir(benchmark, model)) / "summary.json")
-        if not summary.get("complete"):
-            raise FileNotFoundError(f"{pipeline.eval_dir(benchmark, model)}/summary.json is from "
-                                    "an unfinished evaluation; rerun the evaluate rule")
-        policy = _read_json(Path(pipeline.policy_dir(benchmark, model)) / "policy.json")
-        overall = summary["overall"]
-        n, k = int(overall["n"]), int(overall["successes"])
-        lo, hi = wilson_interval(k, n)
-        mcfg = cfg["models"][model]
-        params = policy.get("param_counts", {})
-        rows.append({
-            "benchmark": benchmark, "model": model, "backbone": mcfg["backbone"],
-            "init": mcfg["init"], "freeze": "+".join(mcfg.get("freeze", [])) or "none",
+def run_row(cfg: dict, benchmark: str, run: str) -> dict:
+    """One evaluated run: trials, successes, success % with Wilson 95% CI, sizes."""
+    summary = _read_json(Path(P.eval_dir(benchmark, run)) / "summary.json")
+    if not summary.get("complete"):
+        raise FileNotFoundError(f"{P.eval_dir(benchmark, run)}/summary.json is from an "
+                                "unfinished evaluation; rerun the evaluate rule")
+    policy = _read_json(Path(P.policy_dir(benchmark, run)) / "policy.json")
+    n, k = int(summary["overall"]["n"]), int(summary["overall"]["successes"])
+    lo, hi = wilson_interval(k, n)
+    mcfg = P.model_cfg(cfg, run)
+    model, variant = P.split_run(run)
+    params = policy.get("param_counts", {})
+    return {"benchmark": benchmark, "run": run, "model": model, "variant": variant,
+            "backbone": mcfg["backbone"], "init": mcfg["init"],
+            "freeze": "+".join(mcfg.get("freeze", [])) or "none",
             "params_total": params.get("total"), "params_trainable": params.get("trainable"),
             "trials": n, "successes": k, "success_pct": round(100 * k / n, 2),
-            "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2),
-        })
+            "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2)}
+
+
+def results_table(cfg: dict, table: str) -> pd.DataFrame:
+    rows = [run_row(cfg, b, r) for b, r in P.table_runs(cfg, table)]
+    reference = P.RUN_TABLES[table][2]
+    if reference is not None:
+        by_key = {(r["benchmark"], r["model"], r["variant"]): r for r in rows}
+        for r in rows:
+            ref = by_key.get((r["benchmark"], r["model"], reference))
+            if ref is None or r is ref:
+                r.update(reference="", delta_pct=None, p_value=None, significant="")
+                continue
+            p = fisher_exact(r["successes"], r["trials"], ref["successes"], ref["trials"])
+            r.update(reference=ref["run"], delta_pct=round(r["success_pct"] - ref["success_pct"], 2),
+                     p_value=round(p, 4), significant="yes" if p < ALPHA else "no")
     return pd.DataFrame(rows)
 
 
+def _cell(r) -> str:
+    return f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials})"
+
+
+def _params(v) -> str:
+    return "-" if v is None or pd.isna(v) else f"{int(v):,}"
+
+
 def to_markdown(df: pd.DataFrame, title: str) -> str:
-    """Rows = models, columns = benchmarks; cell = 'success % [95% CI] (n)'."""
-    benches = sorted(df["benchmark"].unique())
     lines = [f"# {title}", "",
              "Success rate % over closed-loop trials, Wilson 95% interval in brackets, "
-             "number of trials in parentheses.", "",
-             "| model | backbone | init | trainable params | " + " | ".join(benches) + " |",
-             "|---|---|---|---:|" + "---:|" * len(benches)]
-    for model, g in df.groupby("model", sort=True):
-        first = g.iloc[0]
-        cells = []
-        for b in benches:
-            r = g[g["benchmark"] == b]
-            if r.empty:
-                cells.append("-")
-                continue
-            r = r.iloc[0]
-            cells.append(f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials})")
-        trainable = "-" if pd.isna(first.params_trainable) else f"{int(first.params_trainable):,}"
-        lines.append(f"| {model} | {first.backbone} | {first.init} | {trainable} | " + " | ".join(cells) + " |")
+             "number of trials in parentheses."]
+    if "p_value" not in df.columns:
+        # backbone x benchmark pivot
+        benches = sorted(df["benchmark"].unique())
+        lines += ["", "| model | backbone | init | trainable params | " + " | ".join(benches) + " |",
+                  "|---|---|---|---:|" + "---:|" * len(benches)]
+        for run, g in df.groupby("run", sort=True):
+            first = g.iloc[0]
+            cells = [_cell(g[g["benchmark"] == b].iloc[0]) if (g["benchmark"] == b).any() else "-"
+                     for b in benches]
+            lines.append(f"| {run} | {first.backbone} | {first.init} | "
+                         f"{_params(first.params_trainable)} | " + " | ".join(cells) + " |")
+    else:
+        lines += [f"Delta and p-value (two-sided Fisher exact) against the reference row; "
+                  f"significant = p < {ALPHA}.", "",
+                  "| benchmark | model | variant | trainable / total params | success % | "
+                  "delta vs reference | p | significant |",
+                  "|---|---|---|---:|---:|---:|---:|---|"]
+        for r in df.sort_values(["benchmark", "model", "variant"]).itertuples():
+            delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
+            p = "" if not r.reference else f"{r.p_value:.3g}"
+            lines.append(f"| {r.benchmark} | {r.model} | {r.variant} | {_params(r.params_trainable)} / "
+                         f"{_params(r.params_total)} | {_cell(r)} | {delta} | {p} | {r.significant} |")
     return "\n".join(lines) + "\n"
 
 

@@ -49,16 +49,18 @@ class VLMBackbone(nn.Module):
         """Disjoint parameter groups named as in FREEZE_GROUPS (+ "other" if any)."""
         raise NotImplementedError
 
-    def _split_groups(self, prefixes: dict[str, str]) -> dict[str, list[nn.Parameter]]:
+    def _split_groups(self, prefixes: dict[str, str | tuple[str, ...]]) -> dict[str, list[nn.Parameter]]:
         """Assign each parameter to the group with the LONGEST matching module prefix, so
-        e.g. `visual.merger` (projector) wins over `visual` (vision): groups are disjoint."""
+        e.g. `visual.merger` (projector) wins over `visual` (vision): groups are disjoint.
+        A group may list several prefixes (a tuple)."""
         out: dict[str, list[nn.Parameter]] = {g: [] for g in prefixes}
         out["other"] = []
         for pname, p in self.model.named_parameters():
             best, best_len = "other", -1
-            for group, prefix in prefixes.items():
-                if (pname == prefix or pname.startswith(prefix + ".")) and len(prefix) > best_len:
-                    best, best_len = group, len(prefix)
+            for group, prefs in prefixes.items():
+                for prefix in ((prefs,) if isinstance(prefs, str) else prefs):
+                    if (pname == prefix or pname.startswith(prefix + ".")) and len(prefix) > best_len:
+                        best, best_len = group, len(prefix)
             out[best].append(p)
         if not out["other"]:
             del out["other"]
@@ -116,3 +118,78 @@ def put_query_last(embeds: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
     """Replace the last column of `embeds` by the query (concat keeps its gradient path)."""
     q = query.to(embeds.dtype).view(1, 1, -1).expand(embeds.shape[0], 1, -1)
     return torch.cat([embeds[:, :-1], q], dim=1)
+
+
+def normalized_pixels(frames: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (B,H,W,3) -> float32 (B,3,H,W): x/255, then (x - mean) / std per channel."""
+    x = frames.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
+    mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def positions_from_mask(mask: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Position ids that count only mask==1 tokens (start, start+1, ...), so the right
+    padding before the query never moves the query's position; padding gets `start`."""
+    pos = mask.long().cumsum(-1) - 1 + start
+    return pos.masked_fill(mask == 0, start)
+
+
+def tokenizer_file(source: str) -> str:
+    """tokenizer.json of a local folder or an HF repo (the repo needs network once)."""
+    from pathlib import Path
+    local = Path(source) / "tokenizer.json"
+    if local.is_file():
+        return str(local)
+    from huggingface_hub import hf_hub_download
+    return hf_hub_download(source, "tokenizer.json")
+
+
+class HFBackbone(VLMBackbone):
+    """A family that is one transformers model class + its config class.
+
+    Subclasses set `config_cls`, `model_cls`, `GROUPS` (group -> module prefix[es]) and
+    implement `runtime_tokenizer(model_cfg)`, `tiny_config(arch, tokenizer)`, `encode`.
+    """
+
+    config_cls = None
+    model_cls = None
+    GROUPS: dict = {}
+    attn_implementation = "sdpa"
+
+    @classmethod
+    def runtime_tokenizer(cls, model_cfg: dict):
+        raise NotImplementedError
+
+    @classmethod
+    def tiny_config(cls, arch: dict | None, tokenizer):
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, model_cfg: dict) -> "HFBackbone":
+        from tokenizers import Tokenizer
+        if model_cfg.get("init", "scratch") == "pretrained":
+            source = model_cfg.get("source")
+            if not source:
+                raise ValueError(f"{cls.name}: init: pretrained needs `source` (HF id or local folder)")
+            model = cls.model_cls.from_pretrained(source, dtype=torch.float32,
+                                                  attn_implementation=cls.attn_implementation)
+            tok = Tokenizer.from_file(tokenizer_file(source))  # real vocab for real weights
+            # Never shrink the embedding (Qwen pads its embedding beyond the vocabulary).
+            if tok.get_vocab_size() > model.get_input_embeddings().num_embeddings:
+                model.resize_token_embeddings(tok.get_vocab_size())
+            return cls(model, tok)
+        tok = cls.runtime_tokenizer(model_cfg)
+        config = cls.tiny_config(model_cfg.get("arch"), tok)
+        config._attn_implementation = cls.attn_implementation
+        return cls(cls.model_cls(config), tok)
+
+    @classmethod
+    def from_saved(cls, backbone_config: dict, tokenizer_json: str) -> "HFBackbone":
+        from tokenizers import Tokenizer
+        config = cls.config_cls.from_dict(backbone_config)
+        config._attn_implementation = cls.attn_implementation
+        return cls(cls.model_cls(config), Tokenizer.from_str(tokenizer_json))
+
+    def groups(self):
+        return self._split_groups(self.GROUPS)

@@ -1,0 +1,93 @@
+"""Kosmos-2 family: `Kosmos2Model` = CLIP-style ViT + image-to-text projection (64 learned
+latent queries attending to the patch features) + a Magneto/sub-LN decoder LLM.
+
+Prompt (grounding-style, as Kosmos-2's processor builds it): <s> <image> [64 image slots]
+</image> <grounding> + " " + instruction; then right padding and the ActionQuery.
+`image_embeds_position_mask` marks the 64 slots, which are filled with the projected latents
+(the slot ids themselves are <image> and are never embedded). Kosmos-2 uses sinusoidal
+positions offset by the pad id; they are passed explicitly over mask==1 tokens so padding
+never moves the query. Tiny default: hidden 64, 2 layers, 4 heads; ViT of the same
+width/depth, 224 px / patch 14; CLIP image statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import Kosmos2Config, Kosmos2Model
+
+from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, normalized_pixels,
+                   put_query_last, right_pad_with_query)
+from .qwen_vl import CLIP_MEAN, CLIP_STD
+from .text import build_tokenizer
+
+IMAGE_SIZE = 224
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<image>", "</image>", "<grounding>"]
+TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": None, "latent_query_num": 64,
+        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
+        "vision_intermediate_size": None}
+
+
+class Kosmos2Backbone(HFBackbone):
+    name = "kosmos2"
+    config_cls, model_cls = Kosmos2Config, Kosmos2Model
+    GROUPS = {"vision": "vision_model", "projector": "image_to_text_projection",
+              "llm": "text_model", "word_embeddings": "text_model.model.embed_tokens"}
+
+    def __init__(self, model, tokenizer):
+        super().__init__(model, tokenizer, model.config.text_config.embed_dim)
+        cfg = model.config
+        self.pad_id = cfg.text_config.pad_token_id
+        self.n_image_tokens = cfg.latent_query_num
+        ids = {t: tokenizer.token_to_id(t) for t in ("<s>", "<image>", "</image>", "<grounding>")}
+        self.boi, self.eoi, self.bos, self.grounding = ids["<image>"], ids["</image>"], ids["<s>"], ids["<grounding>"]
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def runtime_tokenizer(cls, model_cfg):
+        if (model_cfg.get("tokenizer") or "runtime") != "runtime":
+            raise ValueError(f"{cls.name}: only the runtime tokenizer is available")
+        return build_tokenizer(special_tokens=SPECIAL_TOKENS)
+
+    @classmethod
+    def tiny_config(cls, arch, tokenizer):
+        a = apply_arch_overrides(TINY, arch)
+        hidden = a["hidden_size"]
+        v_hidden = a["vision_hidden_size"] or hidden
+        vocab = tokenizer.get_vocab()
+        text = {"vocab_size": tokenizer.get_vocab_size(), "embed_dim": hidden,
+                "layers": a["num_hidden_layers"], "attention_heads": a["num_attention_heads"],
+                "ffn_dim": a["intermediate_size"] or 2 * hidden, "max_position_embeddings": 2048,
+                "pad_token_id": vocab["<pad>"], "bos_token_id": vocab["<s>"],
+                "eos_token_id": vocab["</s>"]}
+        vision = {"hidden_size": v_hidden, "intermediate_size": a["vision_intermediate_size"] or 2 * v_hidden,
+                  "num_hidden_layers": a["vision_depth"] or a["num_hidden_layers"],
+                  "num_attention_heads": a["vision_num_heads"], "image_size": IMAGE_SIZE,
+                  "patch_size": 14}
+        return Kosmos2Config(text_config=text, vision_config=vision, latent_query_num=a["latent_query_num"])
+
+    def prompt_ids(self, instruction: str) -> tuple[list[int], int]:
+        ids = self._prompt_cache.get(instruction)
+        if ids is None:
+            text = self.tokenizer.encode(" " + instruction, add_special_tokens=False).ids
+            ids = ([self.bos, self.boi] + [self.boi] * self.n_image_tokens
+                   + [self.eoi, self.grounding] + text)
+            self._prompt_cache[instruction] = ids
+        return ids
+
+    def encode(self, frames, instructions, query):
+        device = query.device
+        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        if len(instructions) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)
+        ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
+        image_mask = torch.zeros_like(mask)
+        image_mask[:, 2:2 + self.n_image_tokens] = 1
+        embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
+        # Kosmos-2's own rule (create_position_ids_from_input_ids), over mask==1 tokens.
+        position_ids = mask.cumsum(-1) * mask + self.pad_id
+        out = self.model(inputs_embeds=embeds, attention_mask=mask, pixel_values=pixel_values,
+                         image_embeds_position_mask=image_mask, position_ids=position_ids,
+                         use_cache=False)
+        return out.last_hidden_state, mask

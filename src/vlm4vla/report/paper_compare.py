@@ -1,0 +1,89 @@
+"""The paper's published numbers beside this run's.
+
+Rows are the paper's (config/data/paper_reported.csv, with its source column). A paper row
+is matched to reproduced runs through `paper_name` in the config: a model's paper_name
+names the paper backbone it stands in for, a benchmark's the paper benchmark. When the
+reproduced benchmark is not the paper's (e.g. Meta-World standing in for CALVIN), or the
+backbone is a tiny stand-in, the row says so: the absolute numbers are then not
+comparable, but the *direction* of an ablation (does freezing X hurt?) is, and is shown.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from vlm4vla.io import atomic_write_text
+
+# paper variant name -> ours
+VARIANT_MAP = {"baseline": "full", "full_finetune": "full", "freeze_vision": "freeze_vision",
+               "freeze_word_embeddings": "freeze_word_embeddings", "freeze_llm": "freeze_llm"}
+
+
+def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (paper row, matching reproduced run); unmatched paper rows kept."""
+    model_paper = {m: c.get("paper_name") for m, c in cfg["models"].items()}
+    bench_paper = {b: c.get("paper_name") for b, c in cfg["benchmarks"].items()}
+    paper_full = {(r.experiment, r.backbone, r.benchmark): r.value
+                  for r in reported.itertuples() if VARIANT_MAP.get(r.variant) == "full"}
+    rows = []
+    for r in reported.sort_values(["experiment", "backbone", "variant", "benchmark"]).itertuples():
+        base = {"experiment": r.experiment, "paper_backbone": r.backbone, "variant": r.variant,
+                "paper_benchmark": r.benchmark, "metric": r.metric, "paper_value": r.value,
+                "paper_source": r.source}
+        ours = tables.get(r.experiment)
+        variant = VARIANT_MAP.get(r.variant)
+        matches = pd.DataFrame()
+        if ours is not None and variant is not None and not ours.empty:
+            models = [m for m, p in model_paper.items() if p == r.backbone]
+            matches = ours[ours["model"].isin(models) & (ours["variant"] == variant)]
+        if matches.empty:
+            rows.append({**base, "status": "not run in this configuration"})
+            continue
+        ref_full = paper_full.get((r.experiment, r.backbone, r.benchmark))
+        for m in matches.sort_values(["benchmark", "model"]).itertuples():
+            same_bench = bench_paper.get(m.benchmark) == r.benchmark
+            row = {**base, "status": "reproduced" if same_bench else "stand-in benchmark",
+                   "run": m.run, "benchmark": m.benchmark, "reproduced_success_pct": m.success_pct,
+                   "reproduced_ci95": f"[{m.ci95_low_pct}, {m.ci95_high_pct}]", "trials": m.trials,
+                   "scale": "tiny stand-in backbone" + ("" if same_bench else ", other benchmark")}
+            if variant != "full" and ref_full is not None and "delta_pct" in ours.columns:
+                paper_delta = r.value - ref_full
+                row.update(paper_delta_vs_full=round(paper_delta, 3),
+                           reproduced_delta_vs_full_pct=m.delta_pct,
+                           reproduced_p_value=m.p_value,
+                           same_direction=("yes" if (paper_delta < 0) == (m.delta_pct < 0) else "no")
+                           if m.delta_pct != 0 else "no change")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    lines = ["# Paper vs reproduced", "",
+             "Paper values from config/data/paper_reported.csv (source column). 'stand-in "
+             "benchmark' rows compare a tiny backbone on another simulator: read the direction "
+             "of ablations (same_direction), not absolute values.", "",
+             "| experiment | paper backbone | variant | paper benchmark | paper | status | run | "
+             "reproduced % [95% CI] (n) | paper delta | reproduced delta (p) | same direction |",
+             "|---|---|---|---|---:|---|---|---|---:|---:|---|"]
+    for r in df.itertuples():
+        get = lambda k: getattr(r, k, None)  # noqa: E731
+        rep = "" if pd.isna(get("reproduced_success_pct")) else \
+            f"{get('reproduced_success_pct'):.1f} {get('reproduced_ci95')} (n={int(get('trials'))})"
+        pd_ = "" if pd.isna(get("paper_delta_vs_full")) else f"{get('paper_delta_vs_full'):+.3g}"
+        rd = "" if pd.isna(get("reproduced_delta_vs_full_pct")) else \
+            f"{get('reproduced_delta_vs_full_pct'):+.1f} (p={get('reproduced_p_value'):.3g})"
+        same = "" if pd.isna(get("same_direction")) else get("same_direction")
+        run = "" if pd.isna(get("run")) else get("run")
+        variant = str(r.variant).replace("|", "\\|")  # a Markdown cell cannot hold a bare '|'
+        lines.append(f"| {r.experiment} | {r.paper_backbone} | {variant} | {r.paper_benchmark} | "
+                     f"{r.paper_value:g} {r.metric} | {r.status} | {run} | {rep} | {pd_} | {rd} | {same} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(df: pd.DataFrame, csv_path: str, md_path: str) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(md_path, to_markdown(df))

@@ -1,0 +1,37 @@
+"""Report statistics against scipy's reference implementations."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from vlm4vla.report.stats import bootstrap_ci, fisher_exact, pearson, spearman
+
+
+@pytest.mark.parametrize("a,na,b,nb", [(3, 10, 9, 10), (0, 20, 0, 20), (7, 7, 0, 7), (12, 50, 20, 50),
+                                       (1, 3, 2, 9), (5, 5, 5, 5), (0, 4, 4, 4)])
+def test_fisher_matches_scipy(a, na, b, nb):
+    want = sps.fisher_exact([[a, na - a], [b, nb - b]]).pvalue
+    assert fisher_exact(a, na, b, nb) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_fisher_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        fisher_exact(11, 10, 0, 10)
+
+
+def test_correlations_match_scipy():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=12)
+    y = 0.6 * x + rng.normal(size=12)
+    y[3] = y[4]  # a tie for the rank correlation
+    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y).statistic, rel=1e-12)
+    assert spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic, rel=1e-12)
+
+
+def test_bootstrap_is_seeded_and_brackets_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=30)
+    y = x + 0.5 * rng.normal(size=30)
+    lo, hi = bootstrap_ci(x, y, pearson, n_boot=500, seed=7)
+    assert (lo, hi) == bootstrap_ci(x, y, pearson, n_boot=500, seed=7)
+    assert lo < pearson(x, y) < hi and hi - lo < 0.5
