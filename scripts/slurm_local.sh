@@ -4,11 +4,14 @@
 #
 #   bash scripts/slurm_local.sh start    # apt-get install slurm-wlm munge if missing, write the
 #                                        # config into $SLURM_LOCAL_DIR, start munged, slurmctld,
-#                                        # slurmd, wait until the node is idle; prints the
-#                                        # `export SLURM_CONF=...` line clients need
+#                                        # slurmd, wait until the node is idle
 #   bash scripts/slurm_local.sh status   # daemons, node state
-#   bash scripts/slurm_local.sh env      # only the export line
 #   bash scripts/slurm_local.sh stop     # stop the daemons it started (pid files), reverse order
+#
+# The config is generated in $SLURM_LOCAL_DIR and linked from /etc/slurm/{slurm,gres}.conf:
+# Snakemake's job-step executor strips SLURM_* variables (SLURM_CONF too) before the nested
+# `srun`, so the config must sit at the default path. An existing /etc/slurm/slurm.conf that
+# is not such a link is left alone and start fails. stop removes the links again.
 #
 # Both start and stop are idempotent. No accounting (no slurmdbd/mariadb): the profile polls
 # job states with squeue (slurm-status-command: squeue), which needs MinJobAge well above the
@@ -25,6 +28,7 @@ TIMEOUT="${SLURM_LOCAL_TIMEOUT:-60}"
 CONF="$DIR/slurm.conf"
 MUNGE_PID="$DIR/munged.pid"            # exists only if this script started munged
 MUNGE_SOCKET="/run/munge/munge.socket.2"
+ETC=/etc/slurm
 export SLURM_CONF="$CONF"
 
 say() { echo "slurm_local: $*" >&2; }
@@ -132,20 +136,39 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
+link_config() {  # /etc/slurm/{slurm,gres}.conf -> ours (clients and nested srun read those)
+  local f
+  mkdir -p "$ETC"
+  for f in slurm.conf gres.conf; do
+    if [ -e "$ETC/$f" ] && [ "$(readlink "$ETC/$f")" != "$DIR/$f" ]; then
+      die "$ETC/$f exists and is not ours: refusing to replace a real cluster's config"
+    fi
+    [ -e "$DIR/$f" ] && ln -sfn "$DIR/$f" "$ETC/$f"
+  done
+}
+
+unlink_config() {
+  local f
+  for f in slurm.conf gres.conf; do
+    if [ -L "$ETC/$f" ] && [ "$(readlink "$ETC/$f")" = "$DIR/$f" ]; then rm -f "$ETC/$f"; fi
+  done
+}
+
 node_idle() { sinfo -h -N -o '%t' | grep -qx 'idle'; }
 
 start() {
   install
   mkdir -p "$DIR"
   if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && node_idle 2>/dev/null; then
+    link_config
     say "already running ($DIR)"
-    echo "export SLURM_CONF=$CONF"
     return 0
   fi
   local t0; t0=$(date +%s)
   start_munge
   # (Re)write the config only while no daemon of ours runs on it.
   if ! alive "$DIR/slurmctld.pid" && ! alive "$DIR/slurmd.pid"; then write_config; fi
+  link_config
   if ! alive "$DIR/slurmctld.pid"; then
     /usr/sbin/slurmctld -f "$CONF" -i   # -i: ignore stale state from an earlier run
   fi
@@ -155,7 +178,6 @@ start() {
   fi
   wait_for "the node to be idle" node_idle
   say "up in $(( $(date +%s) - t0 ))s: $(sinfo -h -N -o '%N %t cpus=%c mem=%m gres=%G')"
-  echo "export SLURM_CONF=$CONF"
 }
 
 stop_pid() {  # stop_pid NAME PIDFILE: TERM, wait (bounded), KILL
@@ -176,6 +198,7 @@ stop() {
   stop_pid slurmd "$DIR/slurmd.pid"
   stop_pid slurmctld "$DIR/slurmctld.pid"
   stop_pid munged "$MUNGE_PID"   # only a munged this script started
+  unlink_config
   say "stopped"
 }
 
@@ -192,7 +215,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  env) echo "export SLURM_CONF=$CONF" ;;
   install) install ;;
-  *) echo "usage: $0 start|stop|status|env|install" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
 esac

@@ -66,7 +66,7 @@ def test_every_artifact_is_real(tiny_run):
     assert not demo_seeds & {e["seed"] for e in episodes}, "evaluation must use held-out states"
 
     table = (tiny_run / "results/tables/main.csv").read_text().splitlines()
-    assert table[0].startswith("benchmark,model,backbone")
+    assert table[0].startswith("benchmark,run,model,variant,backbone")
     assert len(table) == 2
     row = dict(zip(table[0].split(","), table[1].split(",")))
     assert int(row["trials"]) == len(episodes)

@@ -21,7 +21,7 @@ and on orientation (hold the orientation the hand had at the first expert call).
 pregrasp (10 cm above) -> descend -> close -> lift -> carry -> lower (release height:
 object bottom 3 cm above a basket's rim, 1 cm above a plate) -> open -> retreat. Every
 phase has a step budget: a target that stalls a couple of cm short (contact) ends the phase
-instead of the episode. No yaw is ever commanded (yawing made grasps worse in trials).
+instead of the episode. Yaw is 0 unless only a 90-degree turn gives the hand room.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ class PickPlaceExpert:
         self.grasp_offset = None  # object body xy - hand xy, measured after closing
         self.bottom_below_hand = None  # hand z - object bottom z, after closing
         self.grasp_point = None
+        self.yaw = 0.0  # chosen with the grasp point
 
     # -- state --
     def _hand(self) -> tuple[np.ndarray, np.ndarray]:
@@ -132,30 +133,62 @@ class PickPlaceExpert:
         return np.array(self.env._env.object_states_dict[name].get_geom_state()["pos"])
 
     def _grasp_point(self) -> np.ndarray:
+        """Choose the grasp (point, yaw): candidates along the object (or on the bowl's rim),
+        fingers closing along world y (yaw 0) or x (yaw 90 degrees, only if yaw 0 has no
+        room); the hand's footprint at grasp height must keep clear of neighbours."""
         lo, hi = self._box(self._geoms[self.target])
-        centre = (lo + hi) / 2
-        if not self.is_bowl:
-            z = max(hi[2] - 0.03, lo[2] + 0.015)
-            return np.array([centre[0], centre[1], z])
-        # bowl: a point on the rim along world y (the fingers close along y), on the side
-        # with more room; one finger goes inside the bowl, one outside
-        radius = (hi[0] - lo[0]) / 2
-        best, room = None, -np.inf
-        for side in (-1.0, 1.0):
-            p = np.array([centre[0], centre[1] + side * (radius - 0.01), hi[2] - 0.02])
-            gap = np.inf
-            for geoms in self._others:
-                if len(geoms) == 0:
+        centre, ext = (lo + hi) / 2, hi - lo
+        obstacles = [self._box(g) for g in self._others if len(g)]
+        best, best_score = None, -np.inf
+        for yaw in (0.0, np.pi / 2):
+            c_ax, o_ax = (1, 0) if yaw == 0.0 else (0, 1)  # closing axis, other axis
+            cands = []
+            if self.is_bowl:
+                radius = ext[0 if yaw == 0.0 else 1] / 2
+                for side in (-1.0, 1.0):
+                    p = centre.copy()
+                    p[c_ax] += side * (radius - 0.012)
+                    p[2] = hi[2] - 0.02
+                    cands.append((p, 0.0))
+            else:
+                if ext[c_ax] > GRIPPER_OPENING - 0.008:
                     continue
-                olo, ohi = self._box(geoms)
-                if ohi[2] < lo[2] + 0.01:  # below the bowl (table, cabinet top): no obstacle
+                half = max(ext[o_ax] / 2 - 0.012, 0.0)
+                for t in np.linspace(-half, half, 7):
+                    p = centre.copy()
+                    p[o_ax] += t
+                    p[2] = max(hi[2] - 0.03, lo[2] + 0.015)
+                    cands.append((p, abs(t)))
+            for p, off in cands:
+                gap = self._clearance(p, c_ax, o_ax, obstacles, lo[2])
+                score = min(gap, 0.02) - 0.1 * off - (0.004 if yaw else 0.0)
+                if score > best_score:
+                    best, best_score = (p, yaw), score
+        if best is None:  # nothing fits: centre, no yaw (will likely fail, within budgets)
+            return np.array([centre[0], centre[1], max(hi[2] - 0.03, lo[2] + 0.015)])
+        point, self.yaw = best
+        return point
+
+    @staticmethod
+    def _clearance(p, c_ax, o_ax, obstacles, floor_z) -> float:
+        """Smallest xy gap between the hand / finger footprints at grasp point p and the
+        obstacles that reach above each footprint's bottom (negative = overlap)."""
+        gap = np.inf
+        # (half-extent along the closing axis, along the other axis, bottom relative to p)
+        for half_c, half_o, dz in ((0.105, 0.035, 0.025), (0.055, 0.012, -0.015)):
+            flo, fhi = p.copy(), p.copy()
+            flo[c_ax] -= half_c
+            fhi[c_ax] += half_c
+            flo[o_ax] -= half_o
+            fhi[o_ax] += half_o
+            bottom = p[2] + dz
+            for olo, ohi in obstacles:
+                if ohi[2] < max(bottom, floor_z + 0.005):
                     continue
-                dx = max(olo[0] - p[0], 0, p[0] - ohi[0])
-                dy = max(olo[1] - p[1], 0, p[1] - ohi[1])
-                gap = min(gap, np.hypot(dx, dy))
-            if gap > room:
-                best, room = p, gap
-        return best
+                dx = max(olo[0] - fhi[0], flo[0] - ohi[0])
+                dy = max(olo[1] - fhi[1], flo[1] - ohi[1])
+                gap = min(gap, max(dx, dy) if max(dx, dy) < 0 else np.hypot(max(dx, 0), max(dy, 0)))
+        return gap
 
     def _place_point(self) -> np.ndarray:
         """Hand target above the placement point at release height."""
@@ -178,7 +211,7 @@ class PickPlaceExpert:
         for _ in range(len(ORDER)):  # phases that are already satisfied fall through
             budget, tol = PHASES[self.phase]
             if self.phase in ("pregrasp", "descend"):
-                if self.grasp_point is None or self.phase == "pregrasp":
+                if self.grasp_point is None:  # chosen once, on the settled scene
                     self.grasp_point = self._grasp_point()
                 gp = self.grasp_point
                 target = gp + [0, 0, 0.10] if self.phase == "pregrasp" else gp
@@ -217,7 +250,9 @@ class PickPlaceExpert:
         self.t += 1
         action = np.zeros(7, dtype=np.float32)
         action[:3] = np.clip(GAIN * (target - pos), -1.0, 1.0)
-        action[3:6] = np.clip(_axis_angle(self.rot0 @ rot.T) / ROT_UNIT, -1.0, 1.0)
+        cy, sy = np.cos(self.yaw), np.sin(self.yaw)
+        want = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]]) @ self.rot0
+        action[3:6] = np.clip(_axis_angle(want @ rot.T) / ROT_UNIT, -1.0, 1.0)
         action[6] = grip
         return action
 
