@@ -91,7 +91,9 @@ Rule = tuple[dict, dict]
 
 def _rules() -> dict[str, list[Rule]]:
     rules: dict[str, list[Rule]] = {}
-    on_table = lambda c: ({f"{c}_block": "table", "grasped": 0}, {f"{c}_block": "table"})  # noqa: E731
+
+    def on_table(c: str) -> Rule:
+        return {f"{c}_block": "table", "grasped": 0}, {f"{c}_block": "table"}
     for c in BLOCKS:
         rules[f"rotate_{c}_block_right"] = [on_table(c)]
         rules[f"rotate_{c}_block_left"] = [on_table(c)]
@@ -184,20 +186,52 @@ def initial_states() -> list[dict]:
     return out
 
 
+_KEYS = ("led", "lightbulb", "slider", "drawer", "red_block", "blue_block", "pink_block",
+         "grasped")
+
+
+class _Transitions:
+    """Memoised symbolic transitions: (state, task index) -> next state, or None unless
+    exactly one rule applies (CALVIN's condition for a valid step)."""
+
+    def __init__(self):
+        self._memo: dict = {}
+
+    def __call__(self, key: tuple, ti: int):
+        hit = self._memo.get((key, ti), 0)
+        if hit == 0:
+            states = next_states(dict(zip(_KEYS, key)), TASKS[ti])
+            hit = tuple(states[0][k] for k in _KEYS) if len(states) == 1 else None
+            self._memo[(key, ti)] = hit
+        return hit
+
+
 def eval_sequences(num_sequences: int = NUM_SEQUENCES) -> list[tuple[dict, tuple[str, ...]]]:
-    """The fixed evaluation chains: [(initial symbolic state, (5 subtask names)), ...]."""
+    """The fixed evaluation chains: [(initial symbolic state, (5 subtask names)), ...].
+
+    Rejection sampling needs ~7 million draws for 1000 chains (about a minute on one core;
+    CALVIN uses a process pool for it): cache the result, e.g. as JSON."""
     saved = np.random.get_state()
+    step = _Transitions()
+    cats = [TASK_CATEGORY[t] for t in TASKS]
     try:
         states = initial_states()
         counts = [len(part) for part in np.array_split(range(num_sequences), len(states))]
         pairs = []
         for i, (state, n) in enumerate(zip(states, counts)):
             np.random.seed(i)
+            start = tuple(state[k] for k in _KEYS)
             found = []
             while len(found) < n:
-                chain = np.random.choice(list(TASKS), size=CHAIN_LENGTH, replace=False)
-                if valid_chain(state, chain):
-                    found.append(tuple(str(t) for t in chain))
+                # == np.random.choice(TASKS, 5, replace=False): same draws from the RNG
+                idx = np.random.permutation(len(TASKS))[:CHAIN_LENGTH].tolist()
+                key = start
+                for ti in idx:
+                    key = step(key, ti)
+                    if key is None:
+                        break
+                if key is not None and len({cats[ti] for ti in idx}) == CHAIN_LENGTH:
+                    found.append(tuple(TASKS[ti] for ti in idx))
             pairs.extend((dict(state), chain) for chain in found)
         np.random.seed(0)
         np.random.shuffle(pairs)

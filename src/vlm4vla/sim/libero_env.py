@@ -18,9 +18,11 @@ Choices, and why:
   the evaluation loop counts only the policy's steps against max_steps.
 - The env is built once per task and reused: robosuite runs with hard_reset=False (the
   model is not recompiled at each reset; the full MuJoCo state is then overwritten by the
-  init state, so the result does not depend on history). robosuite's reset draws object
-  placements from the GLOBAL numpy RNG; we save and restore that RNG around it so the
-  plugin never perturbs other code's random streams (the placements are overwritten anyway).
+  init state, so the result does not depend on history; the one piece of controller
+  state a soft reset keeps, the Panda gripper's ramped command, is cleared). robosuite's
+  reset draws object placements from the GLOBAL numpy RNG; we save and restore that RNG
+  around it so the plugin never perturbs other code's random streams (the placements are
+  overwritten anyway).
 - Frames: camera "agentview", rendered by our own MuJoCo renderer with the fast settings
   (no multisampling, no shadows, no reflections) instead of robosuite's camera
   observations (which would render every step, even when nobody looks). Collision geoms
@@ -184,6 +186,14 @@ class LiberoEnv:
             self._renderer.close()
             self._model = self._env.sim.model._model
             self._renderer = _AgentviewRenderer(self._model, self.image_size)
+        # robosuite's PandaGripper ramps its command (current_action += speed * sign) and a
+        # soft reset does not clear it: clear it, or the previous episode leaks into this one
+        for robot in self._env.robots:
+            gripper = getattr(robot, "gripper", None)
+            if gripper is not None and hasattr(gripper, "current_action"):
+                gripper.current_action = np.zeros_like(gripper.current_action)
+        self._env.sim.data._data.ctrl[:] = 0
+        self._env.sim.data._data.qacc_warmstart[:] = 0
         self._obs = self._wrapper.set_init_state(self._init_states[self.init_index])
         for _ in range(NUM_WAIT_STEPS):
             self._obs, _, _, _ = self._env.step(WAIT_ACTION)

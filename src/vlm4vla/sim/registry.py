@@ -13,6 +13,9 @@ from vlm4vla.sim.base import Benchmark
 
 PLUGINS: dict[str, tuple[str, str]] = {
     "metaworld": ("vlm4vla.sim.metaworld_env", "MetaWorldBenchmark"),
+    "libero": ("vlm4vla.sim.libero_env", "LiberoBenchmark"),
+    "calvin": ("vlm4vla.sim.calvin", "CalvinBenchmark"),
+    "simpler_bridge": ("vlm4vla.sim.simpler_bridge", "SimplerBridgeBenchmark"),
 }
 
 

@@ -20,6 +20,10 @@ _REGISTRY: dict[str, str] = {
     "paligemma2": "vlm4vla.models.backbones.paligemma:PaliGemma2Backbone",
     "kosmos2": "vlm4vla.models.backbones.kosmos2:Kosmos2Backbone",
     "composed_pretrained": "vlm4vla.models.backbones.composed_pretrained:ComposedPretrainedBackbone",
+    "llava": "vlm4vla.models.backbones.llava:LlavaBackbone",
+    "gemma3": "vlm4vla.models.backbones.gemma3:Gemma3Backbone",
+    "internvl": "vlm4vla.models.backbones.internvl:InternVLBackbone",
+    "idefics3": "vlm4vla.models.backbones.idefics3:Idefics3Backbone",
 }
 
 

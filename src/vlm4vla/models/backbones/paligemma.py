@@ -12,7 +12,6 @@ SigLIP of the same width/depth, 224 px, patch 14 -> 256 image tokens; mean = std
 
 from __future__ import annotations
 
-import torch
 from transformers import PaliGemmaConfig, PaliGemmaModel
 
 from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, normalized_pixels,

@@ -1,0 +1,127 @@
+"""Official LIBERO demonstration files (robomimic-style hdf5) -> our episode store.
+
+Schema read (as LIBERO's released datasets, e.g. libero_10/<task>_demo.hdf5):
+    data/                       attrs: "problem_info" (JSON with "language_instruction"),
+                                       optionally "bddl_file_name", "env_args"
+    data/demo_<i>/actions       float (T, 7): OSC_POSE deltas in [-1, 1] + gripper
+                                (-1 open, +1 close: already our convention)
+    data/demo_<i>/obs/agentview_rgb   uint8 (T, H, W, 3): robosuite's raw agent view
+                                      (upside down; 128x128 in the release)
+Frames are rotated 180 degrees (`img[::-1, ::-1]`, exactly what vlm4vla.sim.libero_env's
+render() shows) and resized to image_size (bicubic, as the paper's 224 preprocessing);
+the gripper is binarised to +1 / -1. Demos are taken in numeric order (demo_2 < demo_10).
+
+Task names: "<suite>/<index>" of vlm4vla.sim.libero_env when the file name (minus "_demo")
+is a LIBERO task name and LIBERO is installed, else the file's stem; the instruction is
+the file's language instruction. Needs h5py (`pip install h5py`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vlm4vla.data.episodes import Episode, write_store
+
+ACTION_SPACE_DOC = ("7-D float32: LIBERO OSC_POSE deltas [dx, dy, dz, droll, dpitch, dyaw] in "
+                    "[-1, 1] (0.05 m, 0.5 rad per unit), gripper +1 close / -1 open; frame t "
+                    "is observed before action t (official LIBERO demonstrations)")
+
+
+def upright(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) raw robosuite frames -> rotated 180 degrees, resized to size x size."""
+    frames = np.asarray(frames, dtype=np.uint8)[:, ::-1, ::-1]
+    if frames.shape[1:3] == (size, size):
+        return np.ascontiguousarray(frames)
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(f)).resize(
+        (size, size), Image.BICUBIC), dtype=np.uint8) for f in frames])
+
+
+def _demo_keys(group) -> list[str]:
+    keys = [k for k in group.keys() if re.fullmatch(r"demo_\d+", k)]
+    return sorted(keys, key=lambda k: int(k.split("_")[1]))
+
+
+def file_instruction(f) -> str:
+    info = f["data"].attrs.get("problem_info")
+    if info is not None:
+        if isinstance(info, bytes):
+            info = info.decode()
+        lang = json.loads(info).get("language_instruction")
+        if lang:
+            return " ".join(lang) if isinstance(lang, list) else str(lang)
+    for key in ("language_instruction", "instruction"):
+        if key in f["data"].attrs:
+            v = f["data"].attrs[key]
+            return v.decode() if isinstance(v, bytes) else str(v)
+    raise ValueError(f"{f.filename}: no language instruction in data.attrs['problem_info']")
+
+
+def task_for_file(path: str | Path) -> str:
+    """Our task name for an official demo file (see the module docstring)."""
+    stem = Path(path).stem
+    name = stem[:-5] if stem.endswith("_demo") else stem
+    try:
+        from vlm4vla.sim.libero_env import SUITES, _suite
+
+        for suite in SUITES:
+            b = _suite(suite)
+            for i in range(b.get_num_tasks()):
+                if b.get_task(i).name == name:
+                    return f"{suite}/{i}"
+    except ImportError:
+        pass
+    return name
+
+
+def load_libero_hdf5(path: str | Path, image_size: int = 224, max_demos: int | None = None,
+                     task: str | None = None) -> tuple[list[Episode], str, str]:
+    """Read one LIBERO demo file; returns (episodes, task name, instruction)."""
+    import h5py
+
+    path = Path(path)
+    task = task or task_for_file(path)
+    episodes = []
+    with h5py.File(path, "r") as f:
+        instruction = file_instruction(f)
+        for n, key in enumerate(_demo_keys(f["data"])):
+            if max_demos is not None and n >= max_demos:
+                break
+            demo = f["data"][key]
+            actions = np.asarray(demo["actions"], dtype=np.float32)
+            frames = np.asarray(demo["obs"]["agentview_rgb"])
+            if actions.ndim != 2 or actions.shape[1] != 7 or len(actions) != len(frames):
+                raise ValueError(f"{path}:{key}: actions {actions.shape} / frames "
+                                 f"{frames.shape} do not match the LIBERO schema")
+            actions = actions.copy()
+            actions[:, 6] = np.where(actions[:, 6] > 0, 1.0, -1.0)
+            episodes.append(Episode(task=task, seed=int(key.split("_")[1]),
+                                    frames=upright(frames, image_size), actions=actions))
+    if not episodes:
+        raise ValueError(f"{path}: no data/demo_<i> groups")
+    return episodes, task, instruction
+
+
+def convert_libero_hdf5(paths, out_dir, image_size: int = 224,
+                        max_demos_per_file: int | None = None) -> dict:
+    """Convert official LIBERO demo files into one episode store at out_dir.
+    Returns {"tasks": {task: demos}, "episodes": n, "steps": n}."""
+    episodes, instructions, counts = [], {}, {}
+    for p in sorted(Path(p) for p in paths):
+        eps, task, instruction = load_libero_hdf5(p, image_size, max_demos_per_file)
+        if task in instructions and instructions[task] != instruction:
+            raise ValueError(f"{p}: task {task!r} has two instructions: "
+                             f"{instructions[task]!r} and {instruction!r}")
+        instructions[task] = instruction
+        episodes.extend(eps)
+        counts[task] = counts.get(task, 0) + len(eps)
+    write_store(out_dir, episodes, instructions, "libero",
+                extra_meta={"action_space": ACTION_SPACE_DOC, "camera": "agentview",
+                            "image_size": int(image_size), "source": "official LIBERO hdf5",
+                            "files": [Path(p).name for p in sorted(Path(p) for p in paths)]})
+    return {"tasks": counts, "episodes": len(episodes),
+            "steps": int(sum(len(e.actions) for e in episodes))}

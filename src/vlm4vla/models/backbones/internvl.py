@@ -1,0 +1,40 @@
+"""InternVL family (InternVL3/3.5 layout): `InternVLModel` = InternViT + pixel-shuffle (0.5)
+MLP projector + Qwen2 LLM. 224 px / patch 14 -> 16x16 patches -> pixel shuffle -> 64 image
+tokens. Prompt (InternVL chat on Qwen2's template): "<|im_start|>user\\n<img>[64
+<IMG_CONTEXT>]</img>\\nWhat action should the robotic arm take to {instruction}<|im_end|>\\n
+<|im_start|>assistant\\n". ImageNet statistics. Tiny: hidden 64, 2 layers, 4 heads (2 KV).
+"""
+
+from __future__ import annotations
+
+from transformers import InternVLConfig, InternVLModel
+
+from .base import apply_arch_overrides
+from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
+
+
+class InternVLBackbone(ImageTokenBackbone):
+    name = "internvl"
+    config_cls, model_cls = InternVLConfig, InternVLModel
+    GROUPS = {"vision": "vision_tower", "projector": "multi_modal_projector",
+              "llm": "language_model", "word_embeddings": "language_model.embed_tokens"}
+    SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"]
+    IMAGE_TOKEN = "<IMG_CONTEXT>"
+    PAD_TOKEN = "<|endoftext|>"
+    PROMPT = "<|im_start|>user\n<img>{image}</img>\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"
+    image_mean, image_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    @staticmethod
+    def count_image_tokens(config) -> int:
+        return config.image_seq_length
+
+    @classmethod
+    def tiny_config(cls, arch, tokenizer):
+        a = apply_arch_overrides(TINY, arch)
+        grid = IMAGE_SIZE // 14
+        return InternVLConfig(
+            vision_config=tiny_vision(a, image_size=[IMAGE_SIZE, IMAGE_SIZE], patch_size=[14, 14]),
+            text_config={"model_type": "qwen2", **tiny_text(a, tokenizer, "<|endoftext|>", "<|im_end|>",
+                                                             "<|endoftext|>")},
+            image_token_id=tokenizer.token_to_id("<IMG_CONTEXT>"), downsample_ratio=0.5,
+            image_seq_length=(grid // 2) ** 2)
