@@ -88,3 +88,19 @@ def test_collection_is_deterministic_and_logs(tmp_path, capsys):
     a, b = EpisodeStore(tmp_path / "a"), EpisodeStore(tmp_path / "b")
     assert a.meta["arrays"] == b.meta["arrays"]  # same sha256 for every array
     assert "[demos] reach-v3: kept 1 of 1 seeds" in capsys.readouterr().err
+
+
+def test_finite_initial_states_must_not_overlap():
+    """LIBERO-like plugins map seeds onto 50 official states: demo and eval states must differ."""
+    import pytest
+
+    from vlm4vla.data.demos import check_heldout
+
+    class Finite:
+        name, num_initial_states = "finite", 50
+
+    cfg = {"tasks": ["a", "b"], "demos_per_task": 3, "eval_episodes_per_task": 10,
+           "eval_seed_offset": 100000}
+    with pytest.raises(ValueError, match="eval_seed_offset"):
+        check_heldout(Finite(), cfg, seed=123)
+    check_heldout(Finite(), {**cfg, "eval_seed_offset": 100025}, seed=123)

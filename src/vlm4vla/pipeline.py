@@ -146,10 +146,13 @@ LABEL_KEYS = ("paper_name",)
 
 
 def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
+    mcfg = {k: v for k, v in model_cfg(cfg, model).items() if k not in LABEL_KEYS}
+    train = dict(cfg["train"])
+    if "steps" in mcfg:  # per-model override (e.g. a slow real-size backbone)
+        train["steps"] = mcfg.pop("steps")
     return {"seed": cfg["seed"], "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model,
-            "model": {k: v for k, v in model_cfg(cfg, model).items() if k not in LABEL_KEYS},
-            "train": cfg["train"]}
+            "model": mcfg, "train": train}
 
 
 def eval_spec(cfg: dict, benchmark: str, model: str) -> dict:

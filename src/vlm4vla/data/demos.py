@@ -65,6 +65,29 @@ def expert_episode(env, seed: int, max_steps: int, render: bool
     return False, frames, actions
 
 
+def check_heldout(bench, bench_cfg: dict, seed: int) -> None:
+    """Fail if evaluation could start from an initial state a demo was recorded from.
+
+    Seeds are disjoint by construction (demo attempts < eval_seed_offset), but a plugin
+    with a finite list of official initial states (LIBERO: 50 per task) maps seed -> state
+    modulo that number, so the *states* must be checked too."""
+    n_states = getattr(bench, "num_initial_states", None)
+    offset, n_eval = int(bench_cfg["eval_seed_offset"]), int(bench_cfg["eval_episodes_per_task"])
+    cap = max_attempts(int(bench_cfg["demos_per_task"]))
+    if not n_states:
+        return
+    for task in sorted(bench_cfg["tasks"]):
+        demo = {task_seed(seed, task, i) % n_states for i in range(cap)}
+        ev = {task_seed(seed, task, offset + j) % n_states for j in range(n_eval)}
+        if demo & ev:
+            raise ValueError(
+                f"benchmark '{bench.name}' has {n_states} official initial states per task; with "
+                f"eval_seed_offset={offset} the {n_eval} evaluation episodes of {task!r} would reuse "
+                f"states that demo collection may use (up to {cap} attempts). Choose eval_seed_offset "
+                f"with offset % {n_states} >= {cap} and eval_episodes_per_task <= "
+                f"{n_states} - offset % {n_states} (e.g. {100000 + cap})")
+
+
 def collect_demos(bench_cfg: dict, out_dir, seed: int, progress: bool | None = None) -> dict:
     """Collect bench_cfg["demos_per_task"] successful expert episodes for every task in
     bench_cfg["tasks"] and write them as an episode store at `out_dir`.
@@ -80,6 +103,7 @@ def collect_demos(bench_cfg: dict, out_dir, seed: int, progress: bool | None = N
     if cap > int(bench_cfg["eval_seed_offset"]):
         raise ValueError(f"eval_seed_offset {bench_cfg['eval_seed_offset']} must be >= the "
                          f"demo attempt cap {cap}, or demo and evaluation seeds could overlap")
+    check_heldout(bench, bench_cfg, seed)
     if progress is None:
         progress = sys.stderr.isatty()
     bar = None

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlm4vla.data.demos import task_seed
+from vlm4vla.data.demos import check_heldout, task_seed
 from vlm4vla.eval.metrics import summarise
 from vlm4vla.sim.registry import get_benchmark
 
@@ -182,6 +182,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)  # "finished" only once rewritten
+    check_heldout(get_benchmark(bench_cfg["plugin"]), bench_cfg, seed)
     jobs = eval_jobs(bench_cfg, seed)
     workers = max(1, min(int(workers), len(jobs)))
 

@@ -241,6 +241,7 @@ class LiberoEnv:
 class LiberoBenchmark:
     name = "libero"
     camera = CAMERA
+    num_initial_states = NUM_INIT_STATES  # seeds map to official init states modulo this
 
     def tasks(self) -> list[str]:
         return sorted(f"{s}/{i}" for s in SUITES for i in range(_suite(s).get_num_tasks()))
