@@ -1,4 +1,5 @@
 # Config loading, validation and helpers shared by every rule file.
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,14 @@ from vlm4vla import pipeline as P
 from vlm4vla.config import ConfigError, canonical_json, read_config_files, validate_config
 
 # The same files, merged the same way, are what the workflow scripts read: one config.
-CONFIG_FILES = list(dict.fromkeys(["config/config.yaml", *map(str, workflow.overwrite_configfiles)]))
+def _rel(path) -> str:
+    """Config paths relative to the working directory when inside it: an absolute path in
+    a rule param would make every job rerun after the checkout moves."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return str(path) if rel.startswith("..") else rel
+
+
+CONFIG_FILES = list(dict.fromkeys(["config/config.yaml", *map(_rel, workflow.overwrite_configfiles)]))
 CONFIG_ARGS = " ".join(f"--configfile {shlex.quote(p)}" for p in CONFIG_FILES)
 
 try:
@@ -39,6 +47,13 @@ NAME = r"[A-Za-z0-9_.\-]+"
 wildcard_constraints:
     benchmark=NAME,
     model=NAME,
+
+
+def launcher(gpus) -> str:
+    """How a training job starts: plain python on CPU or one GPU; `accelerate launch` over
+    the job's GPUs when a profile grants several (resource `gpu`, e.g. SLURM --gpus=N)."""
+    n = int(gpus or 0)
+    return PY if n <= 1 else f"accelerate launch --num_machines 1 --num_processes {n}"
 
 
 def spec(fn, *names):

@@ -10,6 +10,7 @@ rule finetune_vla:
         cfg=CONFIG_ARGS,
         spec=spec(P.train_spec, "benchmark", "model"),
         state=lambda w: P.state_dir(w.benchmark, w.model),
+        launcher=lambda w, resources: launcher(resources.gpu),
     log:
         "logs/finetune_vla/{benchmark}/{model}.log",
     benchmark:
@@ -18,6 +19,6 @@ rule finetune_vla:
     resources:
         gpu=1,
     shell:
-        "{PY} workflow_scripts/finetune_vla.py {params.cfg} --benchmark {wildcards.benchmark}"
+        "{params.launcher} workflow_scripts/finetune_vla.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --model {wildcards.model} --demos {input.demos} --out {output} --state {params.state}"
         " > {log} 2>&1"

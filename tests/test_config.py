@@ -91,3 +91,14 @@ def test_script_rejects_typo_cleanly(tmp_path):
     assert "unknown config key 'seeed' - did you mean 'seed'?" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "demos").exists()
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_shipped_configs_hold_out_evaluation_states(name):
+    """Evaluation never starts from a state a demo may have come from (LIBERO has 50)."""
+    from vlm4vla.data.demos import check_heldout
+    from vlm4vla.sim.registry import get_benchmark
+
+    cfg = load_config([REPO / "config" / name])
+    for bench_cfg in cfg["benchmarks"].values():
+        check_heldout(get_benchmark(bench_cfg["plugin"]), bench_cfg, cfg["seed"])

@@ -16,7 +16,8 @@ from vlm4vla.data.episodes import EpisodeStore
 pytestmark = pytest.mark.slow
 
 DETERMINISTIC = ["results/tables/main.csv", "results/tables/main.md", "results/tables/ablation.csv",
-                 "results/tables/ablation.md", "results/tables/paper_vs_reproduced.csv",
+                 "results/tables/ablation.md", "results/tables/init.csv", "results/tables/init.md",
+                 "results/tables/paper_vs_reproduced.csv",
                  "results/tables/paper_vs_reproduced.md", "results/figures/main.png",
                  "results/figures/main.svg", "results/eval/metaworld/qwen25vl_tiny/summary.json",
                  "results/eval/metaworld/qwen25vl_tiny/episodes.jsonl"]
@@ -93,6 +94,19 @@ def test_ablation_table_tests_against_full(tiny_run):
                 & (paper["paper_backbone"] == "Qwen2.5-VL-3B")]
     assert set(row["status"]) == {"stand-in benchmark"} and set(row["run"]) == {"qwen25vl_tiny--freeze_vision"}
     assert (paper["paper_source"].notna()).all()
+
+
+def test_init_table_pairs_pretrained_with_scratch(tiny_run):
+    import pandas as pd
+
+    df = pd.read_csv(tiny_run / "results/tables/init.csv").set_index("run")
+    assert sorted(df.index) == ["composed", "composed--scratch"]
+    assert df.loc["composed", "init"] == "pretrained" and df.loc["composed--scratch", "init"] == "scratch"
+    assert df.loc["composed--scratch", "reference"] == "composed"
+    assert df.loc["composed", "params_total"] == df.loc["composed--scratch", "params_total"]
+    a = (tiny_run / "results/vla/metaworld/composed/policy.safetensors").read_bytes()
+    b = (tiny_run / "results/vla/metaworld/composed--scratch/policy.safetensors").read_bytes()
+    assert a != b
 
 
 def test_html_report(tiny_run):

@@ -73,6 +73,50 @@ class VLMBackbone(nn.Module):
         attention mask (B,T)) with the query at column T-1 of every row."""
         raise NotImplementedError
 
+    # --- language-model path (auxiliary VQA, paper Figure 4; see models/vqa_head.py) ----
+    # A family that supports it sets `supports_vqa = True`, `lm_model_cls` (its
+    # ...ForConditionalGeneration class, whose `.model` is `model_cls` and whose `.lm_head`
+    # maps hidden states to the vocabulary) and implements the three methods below. The
+    # ActionQuery never takes part: the VQA prompt is the VLA prompt with the question in
+    # place of the action question, and the answer is the assistant / suffix text.
+    supports_vqa = False
+    lm_model_cls = None
+
+    def _no_vqa(self):
+        raise NotImplementedError(
+            f"backbone family {self.name!r} has no VQA / language-model-head path yet "
+            "(implemented for: qwen2_5_vl, qwen3_vl, paligemma, paligemma2)")
+
+    def vqa_prompt_ids(self, question: str) -> list[int]:
+        """Token ids of the VQA prompt (image tokens expanded) up to where the answer starts."""
+        self._no_vqa()
+
+    def vqa_answer_ids(self, answer: str) -> list[int]:
+        """Token ids of the answer text followed by the family's end-of-answer token."""
+        self._no_vqa()
+
+    @property
+    def eos_id(self) -> int:
+        """The end-of-answer token id (greedy decoding stops there)."""
+        self._no_vqa()
+
+    def banned_answer_ids(self) -> list[int]:
+        """Ids never generated (image placeholders: they would be taken for image slots)."""
+        return [self.image_token_id]
+
+    def lm_hidden(self, frames, rows: list[list[int]],
+                  prefix_lens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last-layer hidden states (B,T,hidden) and mask (B,T) of right-padded token rows
+        (each = vqa_prompt_ids + answer tokens so far); prefix_lens[i] = len(prompt of row i)."""
+        self._no_vqa()
+
+    def lm_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Post-processing of lm_head outputs (Gemma-2's final soft-capping)."""
+        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
 
 def apply_arch_overrides(defaults: dict, arch: dict | None) -> dict:
     """Deep-copy `defaults` and apply `arch`; unknown keys fail loudly with their name."""
@@ -111,6 +155,17 @@ def right_pad_with_query(rows: list[list[int]], pad_id: int, device=None):
         ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
         mask[i, :len(r)] = 1
     mask[:, -1] = 1
+    return ids.to(device), mask.to(device)
+
+
+def right_pad(rows: list[list[int]], pad_id: int, device=None):
+    """Right-pad token rows (no query column) -> ids (B, L), mask (B, L)."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -183,6 +238,23 @@ class HFBackbone(VLMBackbone):
         config = cls.tiny_config(model_cfg.get("arch"), tok)
         config._attn_implementation = cls.attn_implementation
         return cls(cls.model_cls(config), tok)
+
+    @classmethod
+    def build_pretrained_with_lm_head(cls, model_cfg: dict):
+        """init=pretrained for VQA: (backbone, lm_head) from `lm_model_cls.from_pretrained`
+        (the head may be tied to the input embeddings, as the checkpoint says)."""
+        from tokenizers import Tokenizer
+        if not cls.supports_vqa or cls.lm_model_cls is None:
+            cls._no_vqa(cls)
+        source = model_cfg.get("source")
+        if not source:
+            raise ValueError(f"{cls.name}: init: pretrained needs `source` (HF id or local folder)")
+        full = cls.lm_model_cls.from_pretrained(source, dtype=torch.float32,
+                                                attn_implementation=cls.attn_implementation)
+        tok = Tokenizer.from_file(tokenizer_file(source))
+        if tok.get_vocab_size() > full.get_input_embeddings().num_embeddings:
+            full.resize_token_embeddings(tok.get_vocab_size())
+        return cls(full.model, tok), full.lm_head
 
     @classmethod
     def from_saved(cls, backbone_config: dict, tokenizer_json: str) -> "HFBackbone":
