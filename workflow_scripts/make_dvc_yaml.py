@@ -10,15 +10,27 @@ import sys
 import yaml
 
 from vlm4vla import pipeline as P
-from vlm4vla.config import load_config
+from vlm4vla.config import load_config, read_config_files
+
+
+def _in_file(raw: dict, dotted: str) -> bool:
+    """DVC can only track keys written in the file (not schema defaults filled in later)."""
+    node = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def stages(cfg: dict, cf: str) -> dict:
     conf = f"--configfile {cf}"
     out: dict = {}
     runs = P.all_runs(cfg)
+    raw = read_config_files([cf])
 
     def stage(name, kind, cmd, deps, params, outs, **extra):
+        params = [k for k in params or [] if _in_file(raw, k)]
         out[name] = {"cmd": cmd, "deps": [f"workflow_scripts/{kind}.py", *P.CODE_DEPS[kind], *deps],
                      **({"params": [{cf: params}]} if params else {}), "outs": outs, **extra}
 

@@ -12,10 +12,12 @@ SigLIP of the same width/depth, 224 px, patch 14 -> 256 image tokens; mean = std
 
 from __future__ import annotations
 
-from transformers import PaliGemmaConfig, PaliGemmaModel
+import torch
+
+from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaModel
 
 from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, normalized_pixels,
-                   positions_from_mask, put_query_last, right_pad_with_query)
+                   positions_from_mask, put_query_last, right_pad, right_pad_with_query)
 from .text import build_tokenizer
 
 IMAGE_SIZE = 224
@@ -30,6 +32,8 @@ class PaliGemmaBackbone(HFBackbone):
     name = "paligemma"
     text_model_type = "gemma"
     config_cls, model_cls = PaliGemmaConfig, PaliGemmaModel
+    lm_model_cls = PaliGemmaForConditionalGeneration
+    supports_vqa = True
     GROUPS = {"vision": "vision_tower", "projector": "multi_modal_projector",
               "llm": "language_model", "word_embeddings": "language_model.embed_tokens"}
 
@@ -95,6 +99,38 @@ class PaliGemmaBackbone(HFBackbone):
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
         # Image slots are found by comparing inputs_embeds with the <image> embedding.
         out = self.model(inputs_embeds=embeds, attention_mask=mask, pixel_values=pixel_values,
+                         token_type_ids=token_type_ids, position_ids=positions_from_mask(mask, 1),
+                         use_cache=False)
+        return out.last_hidden_state, mask
+
+    # --- language-model path (auxiliary VQA): prefix = image tokens, BOS, question, "\n"
+    # (bidirectional, token type 0); suffix = answer + <eos> (causal, token type 1), as
+    # PaliGemma's processor lays out prefix and suffix.
+    def vqa_prompt_ids(self, question: str) -> list[int]:
+        text = self.tokenizer.encode(question + "\n", add_special_tokens=False).ids
+        return [self.image_token_id] * self.n_image_tokens + [self.bos_id] + text
+
+    def vqa_answer_ids(self, answer: str) -> list[int]:
+        return self.tokenizer.encode(answer, add_special_tokens=False).ids + [self.eos_id]
+
+    @property
+    def eos_id(self) -> int:
+        return self.model.config.text_config.eos_token_id
+
+    def banned_answer_ids(self) -> list[int]:
+        return [self.image_token_id, self.bos_id]
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        device = self.model.get_input_embeddings().weight.device
+        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        if len(rows) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
+        pixel_values = normalized_pixels(frames, (0.5,) * 3, (0.5,) * 3).to(device)
+        ids, mask = right_pad(rows, self.pad_id, device)
+        token_type_ids = torch.ones_like(ids)  # suffix and padding (masked anyway): 1
+        for i, n in enumerate(prefix_lens):
+            token_type_ids[i, :n] = 0
+        out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values,
                          token_type_ids=token_type_ids, position_ids=positions_from_mask(mask, 1),
                          use_cache=False)
         return out.last_hidden_state, mask

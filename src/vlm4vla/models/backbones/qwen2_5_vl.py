@@ -10,7 +10,7 @@ Qwen code is in qwen_vl.py.
 from __future__ import annotations
 
 from tokenizers import Tokenizer
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
 from .base import apply_arch_overrides
 from .qwen_vl import CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbone, patchify  # noqa: F401  (re-exported)
@@ -60,6 +60,7 @@ def tiny_config(arch: dict | None, tokenizer: Tokenizer) -> Qwen2_5_VLConfig:
 class Qwen25VLBackbone(QwenVLBackbone):
     name = "qwen2_5_vl"
     config_cls, model_cls = Qwen2_5_VLConfig, Qwen2_5_VLModel
+    lm_model_cls = Qwen2_5_VLForConditionalGeneration
     image_mean, image_std = CLIP_MEAN, CLIP_STD
 
     @classmethod
@@ -72,3 +73,9 @@ class Qwen25VLBackbone(QwenVLBackbone):
                          pixel_values=pixel_values, image_grid_thw=grid_thw,
                          mm_token_type_ids=mm, use_cache=False)
         return out.last_hidden_state, mask
+
+    def _lm_forward(self, ids, mask, pixel_values, grid_thw, mm_token_type_ids):
+        out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values,
+                         image_grid_thw=grid_thw, mm_token_type_ids=mm_token_type_ids,
+                         use_cache=False)
+        return out.last_hidden_state

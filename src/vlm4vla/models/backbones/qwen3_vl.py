@@ -12,7 +12,7 @@ tokens only) and passed explicitly.
 
 from __future__ import annotations
 
-from transformers import Qwen3VLConfig, Qwen3VLModel
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLModel
 
 from .base import apply_arch_overrides
 from .qwen_vl import QwenVLBackbone
@@ -62,6 +62,7 @@ def tiny_config(arch, tokenizer) -> Qwen3VLConfig:
 class Qwen3VLBackbone(QwenVLBackbone):
     name = "qwen3_vl"
     config_cls, model_cls = Qwen3VLConfig, Qwen3VLModel
+    lm_model_cls = Qwen3VLForConditionalGeneration
     image_mean = image_std = (0.5, 0.5, 0.5)
     GROUPS = {"vision": "visual",
               "projector": ("visual.merger", "visual.deepstack_merger_list"),
@@ -80,3 +81,12 @@ class Qwen3VLBackbone(QwenVLBackbone):
                          pixel_values=pixel_values, image_grid_thw=grid_thw,
                          mm_token_type_ids=mm, use_cache=False)
         return out.last_hidden_state, mask
+
+    def _lm_forward(self, ids, mask, pixel_values, grid_thw, mm_token_type_ids):
+        position_ids, _ = self.model.get_rope_index(ids, mm_token_type_ids=mm_token_type_ids,
+                                                    image_grid_thw=grid_thw, attention_mask=mask)
+        out = self.model(inputs_embeds=self.model.get_input_embeddings()(ids), attention_mask=mask,
+                         position_ids=position_ids, pixel_values=pixel_values,
+                         image_grid_thw=grid_thw, mm_token_type_ids=mm_token_type_ids,
+                         use_cache=False)
+        return out.last_hidden_state

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import torch
 
-from .base import HFBackbone, as_uint8_frames, put_query_last, right_pad_with_query
+from .base import HFBackbone, as_uint8_frames, put_query_last, right_pad, right_pad_with_query
 from .text import build_tokenizer
 
 IMAGE_SIZE = 224
 PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
           "<|vision_start|><|image_pad|><|vision_end|>What action should the robotic arm take to "
           "{instruction}<|im_end|>\n<|im_start|>assistant\n")
+# Auxiliary VQA (paper Figure 4): the same chat layout with the question as the user text;
+# the answer is the assistant text, ended by <|im_end|>.
+VQA_PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+              "<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n")
 TOKENIZERS = ("runtime", "qwen")
 # Qwen2-VL's image processor normalises with the OpenAI CLIP statistics (Qwen2.5-VL too).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -90,6 +94,44 @@ class QwenVLBackbone(HFBackbone):
             ids = raw[:at] + [self.image_token_id] * self.n_image_tokens + raw[at + 1:]
             self._prompt_cache[instruction] = ids
         return ids
+
+    # --- language-model path (auxiliary VQA) -------------------------------------------
+    supports_vqa = True
+
+    def _expand_image(self, text: str) -> list[int]:
+        raw = self.tokenizer.encode(text, add_special_tokens=False).ids
+        at = raw.index(self.image_token_id)
+        return raw[:at] + [self.image_token_id] * self.n_image_tokens + raw[at + 1:]
+
+    def vqa_prompt_ids(self, question: str) -> list[int]:
+        return self._expand_image(VQA_PROMPT.format(question=question))
+
+    def vqa_answer_ids(self, answer: str) -> list[int]:
+        return self.tokenizer.encode(answer, add_special_tokens=False).ids + [self.eos_id]
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.token_to_id("<|im_end|>")
+
+    def banned_answer_ids(self) -> list[int]:
+        cfg = self.model.config
+        return [cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id,
+                cfg.vision_end_token_id]
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        device = self.model.get_input_embeddings().weight.device
+        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        if len(rows) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
+        pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
+                                self.image_mean, self.image_std).to(device)
+        grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
+        ids, mask = right_pad(rows, self.pad_id, device)
+        mm_token_type_ids = (ids == self.image_token_id).long()
+        return self._lm_forward(ids, mask, pixel_values, grid_thw, mm_token_type_ids), mask
+
+    def _lm_forward(self, ids, mask, pixel_values, grid_thw, mm_token_type_ids) -> torch.Tensor:
+        raise NotImplementedError
 
     def _inputs(self, frames, instructions, query):
         device = query.device
