@@ -72,10 +72,10 @@ def check_heldout(bench, bench_cfg: dict, seed: int) -> None:
     with a finite list of official initial states (LIBERO: 50 per task) maps seed -> state
     modulo that number, so the *states* must be checked too."""
     n_states = getattr(bench, "num_initial_states", None)
+    if not n_states or "eval_episodes_per_task" not in bench_cfg:
+        return  # unbounded states; or demo collection, whose spec leaves out eval-only keys
     offset, n_eval = int(bench_cfg["eval_seed_offset"]), int(bench_cfg["eval_episodes_per_task"])
     cap = max_attempts(int(bench_cfg["demos_per_task"]))
-    if not n_states:
-        return
     for task in sorted(bench_cfg["tasks"]):
         demo = {task_seed(seed, task, i) % n_states for i in range(cap)}
         ev = {task_seed(seed, task, offset + j) % n_states for j in range(n_eval)}

@@ -60,10 +60,17 @@ class VLAPolicy(nn.Module):
     @classmethod
     def build(cls, model_cfg: dict, chunk: int, seed: int) -> "VLAPolicy":
         """Deterministic construction: all random init happens under `seed`, in a forked RNG
-        so the caller's global RNG state is left untouched."""
+        so the caller's global RNG state is left untouched. model_cfg["init"]: scratch |
+        pretrained (`source`) | aux (`vlm`: a VLM folder written by train.vqa.train_vqa)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
+            if model_cfg.get("init") == "aux":
+                # backbone from an aux-VQA-tuned VLM folder (model_cfg["vlm"]); its LM head
+                # is dropped, the ActionQuery and the action head start fresh.
+                from .vqa_head import load_vlm_backbone
+                backbone = load_vlm_backbone(model_cfg)
+            else:
+                backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
             return cls(backbone, chunk, model_cfg.get("freeze") or [])
 
     def apply_freeze(self, freeze) -> None:

@@ -186,11 +186,10 @@ class VQAModel(nn.Module):
         does not depend on the other rows (up to float round-off)."""
         import numpy as np
 
-        from .backbones.base import as_uint8_frames
         bb = self.backbone
         questions = list(questions)
-        frames = as_uint8_frames(frames if isinstance(frames, torch.Tensor) else np.asarray(frames),
-                                 frames.shape[1])  # validates; resizing happens in lm_hidden
+        if not isinstance(frames, torch.Tensor):  # validated and resized in lm_hidden
+            frames = torch.from_numpy(np.ascontiguousarray(frames))
         if len(questions) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(questions)} questions")
         prompts = [bb.vqa_prompt_ids(q) for q in questions]
