@@ -159,19 +159,24 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     # TensorBoard events carry wall-clock timestamps: they live in state_dir, never among
     # the deterministic artifacts. purge_step drops events of steps redone after a resume.
     writer = None
-    if tensorboard and start < cfg.steps:
+    if tensorboard and start < cfg.steps and accelerator.is_main_process:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(str(state_dir / "tensorboard"), purge_step=start + 1)
     if progress is None:
         progress = sys.stderr.isatty()
     bar = None
-    if progress:
+    if progress and accelerator.is_main_process:
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=start, desc="train", dynamic_ncols=True)
 
     model.train()
+    # Under `accelerate launch` every process draws the same global batch from the shared
+    # seeded sampler and trains on its own slice; DDP averages the gradients. With one
+    # process the slice is the whole batch, so single-device results are unchanged.
+    rank, world = accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
     for step in range(start + 1, cfg.steps + 1):
-        batch = get_batch(sampler.next())
+        batch = get_batch(sampler.next()[rank::world])
         lr = optimizer.param_groups[0]["lr"]
         with accelerator.autocast():
             losses = compute_loss(model, batch)
@@ -188,17 +193,18 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
                 for k, v in row.items():
                     if k != "step":
                         writer.add_scalar(f"train/{k}", v, step)
-            if bar is None:
+            if bar is None and main:
                 _say(f"step {step}/{cfg.steps} loss {row['loss']:.5f} lr {lr:.3g}")
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}", refresh=False)
-        if step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0):
+        if main and (step == cfg.steps or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)):
             save(step)
     if bar is not None:
         bar.close()
     if writer is not None:
         writer.close()
+    accelerator.wait_for_everyone()
     model.eval()
     return rows
 

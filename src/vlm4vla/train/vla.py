@@ -56,6 +56,10 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
                        "seed": seed, "threads": threads, "policy_format": POLICY_FORMAT,
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()}})
     rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch` one process writes
+        return {}
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,154 @@
+"""Auxiliary embodied VQA (paper Figure 4): fine-tune the VLM on VQA, then evaluate it.
+
+train_vqa fine-tunes the VLM (backbone + LM head, models/vqa_head.py) on the train split of
+a VQA store (vlm4vla.data.vqa), with the VLA trainer's loop (train/loop.py: deterministic,
+exact resume from state_dir) and freeze switches (model_cfg["freeze"]). Output folder,
+written to a temporary sibling and renamed into place (all deterministic):
+    vlm.safetensors   weights under HF ...ForConditionalGeneration names (model.*, lm_head.weight)
+    tokenizer.json    the backbone's tokenizer
+    vlm.json          backbone name + config, model_cfg, train_cfg, tasks, steps, seed, ...
+    train_log.jsonl   {"step", "loss", "lr"} every log_every steps
+A VLA starts from it with model_cfg {init: aux, vlm: <that folder>} (models/policy.py).
+
+evaluate_vqa greedy-decodes the answers of a split and scores them with
+vlm4vla.eval.vqa_metrics.score -> {vqa_task: metrics}; writes predictions.jsonl and
+metrics.json (no timestamps: same inputs -> same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..data.vqa.records import VQAStore
+from ..eval.vqa_metrics import score
+from ..models.vqa_head import VLM_FORMAT, VQAModel
+from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
+
+
+def select_rows(store: VQAStore, split: str, tasks: list[str] | None) -> list[int]:
+    """Indices of the store's records in `split` (and in `tasks` if given), store order."""
+    if tasks is not None:
+        known = sorted(store.meta.get("counts", {}))
+        unknown = sorted(set(tasks) - set(known))
+        if unknown:
+            raise ValueError(f"VQA task(s) {unknown} not in {store.path}; it has: {', '.join(known)}")
+    idx = [i for i, r in enumerate(store.rows)
+           if r["split"] == split and (tasks is None or r["task"] in tasks)]
+    if not idx:
+        raise ValueError(f"no {split!r} records{' for ' + str(sorted(tasks)) if tasks else ''} "
+                         f"in {store.path}")
+    return idx
+
+
+def _batch(store: VQAStore, rows: list[int], picked: list[int]) -> dict:
+    recs = [store.rows[rows[i]] for i in picked]
+    return {"frames": np.stack([store.frames[r["frame"]] for r in recs]),
+            "questions": [r["question"] for r in recs], "answers": [r["answer"] for r in recs]}
+
+
+def _vqa_loss(model, batch: dict) -> dict:
+    return {"loss": model.vqa_loss(batch["frames"], batch["questions"], batch["answers"])}
+
+
+def _store_digest(store: VQAStore) -> dict:
+    return {name: f["sha256"] for name, f in sorted(store.meta["files"].items())}
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    os.chmod(tmp, 0o755)  # mkdtemp creates it owner-only
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+
+
+def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, seed: int,
+              threads: int, tasks: list[str] | None = None, progress=None) -> dict:
+    """Fine-tune the VLM of `model_cfg` on the train split of the VQA store `vqa_dir`
+    (only the VQA tasks in `tasks` if given). train_cfg: steps, batch_size, lr,
+    warmup_steps, grad_clip, weight_decay, checkpoint_every, log_every (loop.LoopConfig).
+    Returns the vlm.json content (also written to out_dir)."""
+    set_determinism(threads)
+    store = VQAStore(vqa_dir)
+    tasks = None if tasks is None else sorted(set(tasks))
+    rows = select_rows(store, "train", tasks)
+    cfg = LoopConfig.from_train_cfg(train_cfg)
+    model = VQAModel.build(model_cfg, seed)
+    sampler = EpochSampler(len(rows), int(train_cfg["batch_size"]), seed)
+    key = config_hash({"kind": "vqa", "model_cfg": model_cfg, "train_cfg": train_cfg, "seed": seed,
+                       "threads": threads, "tasks": tasks, "format": VLM_FORMAT,
+                       "vqa": _store_digest(store)})
+    log = run_loop(model, _vqa_loss, sampler, lambda picked: _batch(store, rows, picked), cfg,
+                   state_dir, key, progress)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        info = model.save(tmp, {"model_cfg": model_cfg, "train_cfg": train_cfg, "seed": seed,
+                                "steps": cfg.steps, "tasks": tasks, "train_records": len(rows),
+                                "vqa_store": _store_digest(store),
+                                "param_counts": model.param_counts()})
+        (tmp / "train_log.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def load_vqa_model(vlm, seed: int = 0) -> VQAModel:
+    """A VQAModel from a VLM folder (path), a model_cfg (dict: built under `seed`, e.g. the
+    untrained or pretrained baseline) or an existing VQAModel."""
+    if isinstance(vlm, VQAModel):
+        return vlm
+    if isinstance(vlm, dict):
+        return VQAModel.build(vlm, seed)
+    return VQAModel.load(vlm)
+
+
+def predict_vqa(model: VQAModel, store: VQAStore, rows: list[int], batch_size: int = 16,
+                max_new_tokens: int = 48) -> list[str]:
+    preds: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        b = _batch(store, rows, list(range(start, min(start + batch_size, len(rows)))))
+        preds += model.answer(b["frames"], b["questions"], max_new_tokens)
+    return preds
+
+
+def evaluate_vqa(vlm, vqa_dir, split: str = "eval", out_dir=None, tasks: list[str] | None = None,
+                 batch_size: int = 16, max_new_tokens: int = 48, threads: int = 1,
+                 seed: int = 0) -> dict:
+    """Greedy-decode the answers of `split` (optionally only `tasks`) and score them:
+    -> {vqa_task: {"n", "accuracy", <kind metrics>}} (vlm4vla.eval.vqa_metrics.score).
+    `vlm`: a VLM folder, a model_cfg dict (built under `seed`) or a VQAModel. With out_dir,
+    writes predictions.jsonl (id, task, question, answer, prediction) and metrics.json."""
+    set_determinism(threads)
+    model = load_vqa_model(vlm, seed)
+    model.eval()
+    store = VQAStore(vqa_dir)
+    rows = select_rows(store, split, None if tasks is None else sorted(set(tasks)))
+    preds = predict_vqa(model, store, rows, batch_size, max_new_tokens)
+    records = [store.record(i) for i in rows]
+    metrics = score(records, preds)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps({"id": r.id, "task": r.task, "question": r.question,
+                                    "answer": r.answer, "prediction": p},
+                                   sort_keys=True, ensure_ascii=False) + "\n"
+                        for r, p in zip(records, preds))
+        _atomic_write(out_dir / "predictions.jsonl", lines)
+        _atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    return metrics
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
