@@ -15,22 +15,20 @@ never leaves a half-written store behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vlm4vla.data.folder_store import (CorruptStoreError, atomic_folder, read_meta, sha256_file,
+                                       verify_files, write_meta)
+
 FORMAT_VERSION = 1
 ARRAYS = ("frames", "actions", "episode_index")
+FIX = "Delete the store folder and rerun `snakemake prepare_demos` (or the rule that made it)."
+_sha256 = sha256_file  # kept for importers of the old private name
 
-
-class CorruptStoreError(RuntimeError):
-    """A store file is missing, truncated or does not match its recorded checksum."""
+__all__ = ["CorruptStoreError", "Episode", "EpisodeStore", "write_store"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +39,6 @@ class Episode:
     seed: int  # seed of the initial state the episode started from
     frames: np.ndarray  # uint8 (T, H, W, 3)
     actions: np.ndarray  # float32 (T, 7)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_store(path: str | Path, episodes: list[Episode], instructions: dict[str, str],
@@ -78,26 +68,17 @@ def write_store(path: str | Path, episodes: list[Episode], instructions: dict[st
                       "start": start, "length": len(ep.frames)})
         start += len(ep.frames)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         arrays = {"frames": frames, "actions": actions, "episode_index": episode_index}
         entries = {}
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
-            entries[name] = {"sha256": _sha256(tmp / f"{name}.npy"),
+            entries[name] = {"sha256": sha256_file(tmp / f"{name}.npy"),
                              "shape": list(arrays[name].shape),
                              "dtype": str(arrays[name].dtype)}
-        meta = {"format_version": FORMAT_VERSION, "benchmark": benchmark,
-                "tasks": [{"name": t, "instruction": instructions[t]} for t in tasks],
-                "episodes": table, "arrays": entries, **(extra_meta or {})}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_meta(tmp, {"format_version": FORMAT_VERSION, "benchmark": benchmark,
+                         "tasks": [{"name": t, "instruction": instructions[t]} for t in tasks],
+                         "episodes": table, "arrays": entries, **(extra_meta or {})})
     return path
 
 
@@ -106,19 +87,7 @@ class EpisodeStore:
 
     def __init__(self, path: str | Path, verify: bool = True):
         self.path = Path(path)
-        meta_file = self.path / "meta.json"
-        if not meta_file.is_file():
-            raise CorruptStoreError(
-                f"{meta_file} is missing: {self.path} is not an episode store. "
-                "Rebuild it with `snakemake prepare_demos` (or delete the folder and rerun).")
-        try:
-            self.meta = json.loads(meta_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CorruptStoreError(f"{meta_file} is not valid JSON ({e}); "
-                                    "delete the store folder and rerun prepare_demos") from e
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise CorruptStoreError(f"{meta_file}: format_version "
-                                    f"{self.meta.get('format_version')} != {FORMAT_VERSION}")
+        self.meta = read_meta(self.path, FORMAT_VERSION, "an episode store", FIX)
         if verify:
             self.verify()
         arrays = {}
@@ -126,8 +95,7 @@ class EpisodeStore:
             try:
                 arrays[name] = np.load(self.path / f"{name}.npy", mmap_mode="r")
             except (OSError, ValueError) as e:
-                raise CorruptStoreError(f"{self.path / (name + '.npy')} cannot be read ({e}); "
-                                        "delete the store folder and rerun prepare_demos") from e
+                raise CorruptStoreError(f"{self.path / (name + '.npy')} cannot be read ({e}). {FIX}") from e
             want = self.meta["arrays"][name]
             if list(arrays[name].shape) != want["shape"] or str(arrays[name].dtype) != want["dtype"]:
                 raise CorruptStoreError(f"{self.path / (name + '.npy')} has shape/dtype "
@@ -142,15 +110,7 @@ class EpisodeStore:
 
     def verify(self) -> None:
         """Recompute every array's sha256; raise CorruptStoreError naming the bad file."""
-        for name in ARRAYS:
-            f = self.path / f"{name}.npy"
-            if not f.is_file():
-                raise CorruptStoreError(f"{f} is missing; delete {self.path} and rerun prepare_demos")
-            digest = _sha256(f)
-            if digest != self.meta["arrays"][name]["sha256"]:
-                raise CorruptStoreError(
-                    f"{f} does not match the checksum in meta.json (file corrupt or edited); "
-                    f"delete {self.path} and rerun `snakemake prepare_demos`")
+        verify_files(self.path, {f"{n}.npy": self.meta["arrays"][n] for n in ARRAYS}, FIX)
 
     def __len__(self) -> int:
         return len(self.actions)

@@ -33,17 +33,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vlm4vla.data.episodes import CorruptStoreError, _sha256
+from vlm4vla.data.folder_store import (CorruptStoreError, atomic_folder, read_meta, sha256_file,
+                                       verify_files, write_meta)
+
+FIX = "Delete the store folder and regenerate it."
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "eval")
@@ -175,30 +175,21 @@ def write_vqa_store(path: str | Path, records: list[VQARecord], image_size: int 
               "masks": np.stack(masks) if masks else np.zeros((0, *shape[:2]), np.uint8)}
     counts = Counter((r["task"], r["split"]) for r in rows)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         files = {}
         for name in ARRAY_FILES:
             np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
-            files[f"{name}.npy"] = {"sha256": _sha256(tmp / f"{name}.npy"),
+            files[f"{name}.npy"] = {"sha256": sha256_file(tmp / f"{name}.npy"),
                                     "shape": list(arrays[name].shape),
                                     "dtype": str(arrays[name].dtype)}
         with open(tmp / "records.jsonl", "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-        files["records.jsonl"] = {"sha256": _sha256(tmp / "records.jsonl"), "rows": len(rows)}
-        meta = {"format_version": FORMAT_VERSION, "records": len(rows),
-                "counts": {t: {s: counts[(t, s)] for s in SPLITS}
-                           for t in sorted({t for t, _ in counts})},
-                "files": files, **(extra_meta or {})}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        files["records.jsonl"] = {"sha256": sha256_file(tmp / "records.jsonl"), "rows": len(rows)}
+        write_meta(tmp, {"format_version": FORMAT_VERSION, "records": len(rows),
+                         "counts": {t: {s: counts[(t, s)] for s in SPLITS}
+                                    for t in sorted({t for t, _ in counts})},
+                         "files": files, **(extra_meta or {})})
     return path
 
 
@@ -207,18 +198,7 @@ class VQAStore:
 
     def __init__(self, path: str | Path, verify: bool = True):
         self.path = Path(path)
-        meta_file = self.path / "meta.json"
-        if not meta_file.is_file():
-            raise CorruptStoreError(f"{meta_file} is missing: {self.path} is not a VQA store; "
-                                    "delete the folder and regenerate it")
-        try:
-            self.meta = json.loads(meta_file.read_text())
-        except json.JSONDecodeError as e:
-            raise CorruptStoreError(f"{meta_file} is not valid JSON ({e}); "
-                                    "delete the store folder and regenerate it") from e
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise CorruptStoreError(f"{meta_file}: format_version "
-                                    f"{self.meta.get('format_version')} != {FORMAT_VERSION}")
+        self.meta = read_meta(self.path, FORMAT_VERSION, "a VQA store", FIX)
         if verify:
             self.verify()
         arrays = {}
@@ -253,13 +233,7 @@ class VQAStore:
 
     def verify(self) -> None:
         """Recompute every file's sha256; raise CorruptStoreError naming the bad file."""
-        for name, want in self.meta["files"].items():
-            f = self.path / name
-            if not f.is_file():
-                raise CorruptStoreError(f"{f} is missing; delete {self.path} and regenerate it")
-            if _sha256(f) != want["sha256"]:
-                raise CorruptStoreError(f"{f} does not match the checksum in meta.json (file "
-                                        f"corrupt or edited); delete {self.path} and regenerate it")
+        verify_files(self.path, self.meta["files"], FIX)
 
     def __len__(self) -> int:
         return len(self.rows)
