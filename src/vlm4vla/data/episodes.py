@@ -26,7 +26,6 @@ from vlm4vla.data.folder_store import (CorruptStoreError, atomic_folder, read_me
 FORMAT_VERSION = 1
 ARRAYS = ("frames", "actions", "episode_index")
 FIX = "Delete the store folder and rerun `snakemake prepare_demos` (or the rule that made it)."
-_sha256 = sha256_file  # kept for importers of the old private name
 
 __all__ = ["CorruptStoreError", "Episode", "EpisodeStore", "write_store"]
 
