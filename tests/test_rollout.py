@@ -112,3 +112,17 @@ def test_identical_across_worker_counts(tmp_path):
     evaluate(factory, BENCH, EVAL, 9, tmp_path / "w1", workers=1)
     evaluate(factory, BENCH, EVAL, 9, tmp_path / "w2", workers=2)
     assert _read(tmp_path / "w1") == _read(tmp_path / "w2")
+
+
+def test_videos_of_first_episodes_do_not_change_results(tmp_path):
+    from PIL import Image
+
+    plain = evaluate(functools.partial(ConstantPolicy), BENCH, EVAL, 123, tmp_path / "a", workers=1)
+    with_videos = evaluate(functools.partial(ConstantPolicy), BENCH, {**EVAL, "videos_per_task": 1},
+                           123, tmp_path / "b", workers=1)
+    assert plain == with_videos
+    gifs = sorted(p.name for p in (tmp_path / "b" / "videos").iterdir())
+    assert gifs == ["button-press-v3_ep000.gif", "reach-v3_ep000.gif"]
+    with Image.open(tmp_path / "b" / "videos" / gifs[0]) as im:
+        assert im.size == (48, 48) and im.n_frames == BENCH["max_steps"] // EVAL["execute_chunk"]
+    assert not (tmp_path / "a" / "videos").exists()

@@ -155,11 +155,14 @@ def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
             "model": mcfg, "train": train}
 
 
+EVAL_VIEW_KEYS = ("workers", "videos_per_task")
+
+
 def eval_spec(cfg: dict, benchmark: str, model: str) -> dict:
-    # `workers` is left out on purpose: results are identical for any worker count.
+    # Left out on purpose: results are identical for any worker count, with or without videos.
     return {"seed": cfg["seed"], "benchmark": benchmark, "model_name": model,
             "bench": {k: v for k, v in cfg["benchmarks"][benchmark].items() if k not in LABEL_KEYS},
-            "evaluate": {k: v for k, v in cfg["evaluate"].items() if k != "workers"}}
+            "evaluate": {k: v for k, v in cfg["evaluate"].items() if k not in EVAL_VIEW_KEYS}}
 
 
 def table_spec(cfg: dict, table: str) -> dict:

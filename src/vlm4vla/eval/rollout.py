@@ -50,14 +50,17 @@ def eval_jobs(bench_cfg: dict, seed: int) -> list[dict]:
 
 
 def run_episode(env, policy, instruction: str, seed: int, max_steps: int,
-                execute_chunk: int) -> tuple[bool, int]:
-    """One closed-loop episode; returns (success, env steps taken)."""
+                execute_chunk: int, frames: list | None = None) -> tuple[bool, int]:
+    """One closed-loop episode; returns (success, env steps taken). If `frames` is a list,
+    every observation the policy saw is appended to it (for videos)."""
     env.reset(seed)
     if hasattr(policy, "reset"):  # policies with internal state start every episode fresh
         policy.reset()
     steps = 0
     while steps < max_steps:
         frame = env.render()
+        if frames is not None:
+            frames.append(frame)
         chunk = np.asarray(policy.act(frame[None], [instruction]))
         if chunk.shape != (1, policy.chunk, 7) or not np.all(np.isfinite(chunk)):
             raise ValueError(f"policy.act returned shape {chunk.shape} (want (1, "
@@ -91,8 +94,10 @@ def _torch_threads(n: int):
 class _Runner:
     """Per-process state: one policy, the benchmark, and a few cached environments."""
 
-    def __init__(self, policy_factory, bench_cfg: dict, eval_cfg: dict):
+    def __init__(self, policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None):
         self.policy = policy_factory()
+        self.videos = int(eval_cfg.get("videos_per_task", 0))
+        self.video_dir = Path(video_dir) if video_dir is not None else None
         self.bench = get_benchmark(bench_cfg["plugin"])
         self.size = int(bench_cfg["image_size"])
         self.max_steps = int(bench_cfg["max_steps"])
@@ -124,10 +129,14 @@ class _Runner:
         left it broken); a second crash is recorded with its error, never dropped."""
         error = None
         for _attempt in range(2):
+            frames = [] if self.video_dir is not None and job["episode"] < self.videos else None
             try:
                 success, steps = run_episode(self._env(job["task"]), self.policy,
                                              self.bench.instruction(job["task"]), job["seed"],
-                                             self.max_steps, self.execute_chunk)
+                                             self.max_steps, self.execute_chunk, frames)
+                if frames:
+                    save_gif(frames, self.video_dir / f"{job['task'].replace('/', '_')}"
+                                                      f"_ep{job['episode']:03d}.gif")
                 return {**job, "success": success, "steps": steps, "error": None}
             except FatalEvalError:
                 raise
@@ -144,7 +153,7 @@ class _Runner:
 _RUNNER: _Runner | None = None  # the worker process's runner
 
 
-def _worker_init(policy_factory, bench_cfg: dict, eval_cfg: dict) -> None:
+def _worker_init(policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None) -> None:
     global _RUNNER
     try:
         import torch
@@ -152,13 +161,24 @@ def _worker_init(policy_factory, bench_cfg: dict, eval_cfg: dict) -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    _RUNNER = _Runner(policy_factory, bench_cfg, eval_cfg)
+    _RUNNER = _Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
     # Close the GL contexts before the worker exits (pool workers skip atexit handlers).
     multiprocessing.util.Finalize(None, _RUNNER.close, exitpriority=10)
 
 
 def _worker_run(job: dict) -> dict:
     return _RUNNER.run(job)
+
+
+def save_gif(frames: list, path: Path, fps: int = 10) -> None:
+    """Animated GIF of uint8 (H, W, 3) frames, written atomically."""
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    tmp = path.with_name(f".{path.name}.tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                   duration=int(1000 / fps), loop=0)
+    os.replace(tmp, path)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -184,11 +204,16 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
     (out_dir / "summary.json").unlink(missing_ok=True)  # "finished" only once rewritten
     check_heldout(get_benchmark(bench_cfg["plugin"]), bench_cfg, seed)
     jobs = eval_jobs(bench_cfg, seed)
+    # Videos (GIF of the frames the policy saw, first N episodes per task): for people to
+    # look at, not results - they are not among the rule's declared outputs.
+    video_dir = out_dir / "videos" if int(eval_cfg.get("videos_per_task", 0)) > 0 else None
+    if video_dir is not None:
+        video_dir.mkdir(exist_ok=True)
     workers = max(1, min(int(workers), len(jobs)))
 
     if workers == 1:
         with _torch_threads(1):
-            runner = _Runner(policy_factory, bench_cfg, eval_cfg)
+            runner = _Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
             try:
                 records = [runner.run(job) for job in jobs]
             finally:
@@ -198,7 +223,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_worker_init,
-                                 initargs=(policy_factory, bench_cfg, eval_cfg)) as pool:
+                                 initargs=(policy_factory, bench_cfg, eval_cfg, video_dir)) as pool:
             records = list(pool.map(_worker_run, jobs, chunksize=1))
 
     records.sort(key=lambda r: (r["task"], r["episode"]))
