@@ -22,6 +22,17 @@ SHORT_TRAIN = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 2, "chec
 FAMILIES = ["qwen2_5_vl", "qwen3_vl", "paligemma", "paligemma2"]
 COLOURS = {"blue": (30, 50, 220), "green": (30, 200, 40), "red": (220, 30, 30), "yellow": (230, 220, 30)}
 FILES = ("vlm.safetensors", "vlm.json", "tokenizer.json", "train_log.jsonl")
+# One thread: on a shared 2-core machine, 2 OpenMP threads are up to ~40x slower whenever
+# another process holds a core (spin-waiting); results are deterministic either way.
+THREADS = 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 def colour_records(split: str, n: int, rng) -> list[VQARecord]:
@@ -42,7 +53,6 @@ def colour_records(split: str, n: int, rng) -> list[VQARecord]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     recs = colour_records("train", 64, rng) + colour_records("eval", 32, rng)
     # a second VQA task, left out of training with tasks=["embodied_qa"]
@@ -55,7 +65,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(store, tmp_path_factory):
     root = tmp_path_factory.mktemp("vlm")
-    info = train_vqa(MODEL, TRAIN, store, root / "vlm", root / "state", seed=0, threads=2,
+    info = train_vqa(MODEL, TRAIN, store, root / "vlm", root / "state", seed=0, threads=THREADS,
                      tasks=["embodied_qa"], progress=False)
     return root / "vlm", info
 
@@ -66,7 +76,6 @@ def frames(n, seed=0):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_loss_is_on_answer_tokens_only(family):
-    torch.set_num_threads(2)
     m = VQAModel.build({"backbone": family, "init": "scratch"}, seed=0)
     qs, ans = ["What color is the puck?", "Is the drawer of the cabinet open or closed?"], ["red", "closed now"]
     rows, labels, prefix = m.vqa_batch(qs, ans)
@@ -102,7 +111,6 @@ def test_loss_is_on_answer_tokens_only(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_greedy_decoding_is_deterministic_and_padding_free(family):
-    torch.set_num_threads(2)
     m = VQAModel.build({"backbone": family, "init": "scratch"}, seed=1).eval()
     x = frames(2, seed=2)
     qs = ["What color is the puck?", "In the image, is the puck to the left of the goal marker?"]
@@ -120,8 +128,8 @@ def test_other_families_say_not_implemented():
 def test_aux_finetuning_raises_the_metric(store, trained, tmp_path):
     vlm_dir, info = trained
     assert info["tasks"] == ["embodied_qa"] and info["train_records"] == 64
-    before = evaluate_vqa(MODEL, store, threads=2, max_new_tokens=4, seed=0)["embodied_qa"]
-    after = evaluate_vqa(vlm_dir, store, out_dir=tmp_path / "ev", threads=2,
+    before = evaluate_vqa(MODEL, store, threads=THREADS, max_new_tokens=4, seed=0)["embodied_qa"]
+    after = evaluate_vqa(vlm_dir, store, out_dir=tmp_path / "ev", threads=THREADS,
                          max_new_tokens=4)["embodied_qa"]
     assert before["n"] == after["n"] == 32
     # 4 colours, one question: answering without looking at the image caps at 0.25
@@ -135,14 +143,14 @@ def test_aux_finetuning_raises_the_metric(store, trained, tmp_path):
     recs = vqa_train.VQAStore(store).records(split="eval")
     alone = [m.answer(np.stack([r.image]), [r.question], 4)[0] for r in recs[:3]]
     assert alone == [p["prediction"] for p in preds[:3]]
-    evaluate_vqa(vlm_dir, store, out_dir=tmp_path / "ev2", threads=2, max_new_tokens=4)
+    evaluate_vqa(vlm_dir, store, out_dir=tmp_path / "ev2", threads=THREADS, max_new_tokens=4)
     for f in ("metrics.json", "predictions.jsonl"):
         assert (tmp_path / "ev" / f).read_bytes() == (tmp_path / "ev2" / f).read_bytes()
 
 
 def _short(store, root, name):
     out, state = root / name / "vlm", root / name / "state"
-    train_vqa(MODEL, SHORT_TRAIN, store, out, state, seed=3, threads=2, progress=False)
+    train_vqa(MODEL, SHORT_TRAIN, store, out, state, seed=3, threads=THREADS, progress=False)
     return out
 
 

@@ -153,8 +153,21 @@ class _Runner:
 _RUNNER: _Runner | None = None  # the worker process's runner
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the evaluating process dies (killed job, Ctrl-C),
+    instead of lingering with a policy and a GL context in memory."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_init(policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None) -> None:
     global _RUNNER
+    _die_with_parent()
     try:
         import torch
 
