@@ -102,3 +102,27 @@ def test_shipped_configs_hold_out_evaluation_states(name):
     cfg = load_config([REPO / "config" / name])
     for bench_cfg in cfg["benchmarks"].values():
         check_heldout(get_benchmark(bench_cfg["plugin"]), bench_cfg, cfg["seed"])
+
+
+def test_paper_scale_dry_run_lists_the_whole_graph(tmp_path):
+    from test_workflow import job_counts
+
+    work = copy_repo(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/paper.yaml"],
+                          cwd=work, env=workflow_env(work), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    # 10 backbones on LIBERO-10, + 2 frozen variants x 3 ablation models, + 1 scratch twin
+    assert counts["finetune_vla"] == counts["evaluate"] == 10 + 6 + 1
+    assert counts["prepare_demos"] == 1
+
+
+def test_paper_scale_job_without_data_fails_clearly(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "workflow_scripts" / "prepare_demos.py"),
+                           "--configfile", str(REPO / "config" / "config.yaml"),
+                           "--configfile", str(REPO / "config" / "paper.yaml"),
+                           "--benchmark", "libero_10", "--out", str(tmp_path / "demos")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "data/libero/libero_10: no *.hdf5 files there" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "demos").exists()

@@ -1,4 +1,5 @@
-"""Record scripted-expert demonstrations for one benchmark into an episode store."""
+"""Build one benchmark's demonstrations as an episode store (scripted expert, or the
+official dataset files at paper scale: `benchmarks.<b>.demos`)."""
 
 from vlm4vla import cli, pipeline
 
@@ -10,9 +11,9 @@ def main() -> None:
     args = p.parse_args()
     spec = pipeline.demo_spec(cli.load(args), args.benchmark)
 
-    from vlm4vla.data.demos import collect_demos
+    from vlm4vla.data.sources import build_demos
 
-    stats = collect_demos(spec["bench"], args.out, seed=spec["seed"])
+    stats = build_demos(spec["bench"], args.out, seed=spec["seed"])
     print(stats)
 
 

@@ -178,7 +178,8 @@ def paper_spec(cfg: dict) -> dict:
 
 # --- code each stage runs (DVC dependencies; editing plotting code re-runs only plots) --
 CODE_DEPS = {
-    "prepare_demos": ["src/vlm4vla/sim", "src/vlm4vla/data/demos.py", "src/vlm4vla/data/episodes.py"],
+    "prepare_demos": ["src/vlm4vla/sim", "src/vlm4vla/data/demos.py", "src/vlm4vla/data/episodes.py",
+                      "src/vlm4vla/data/sources.py", "src/vlm4vla/data/libero_hdf5.py"],
     "finetune_vla": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data"],
     "evaluate": ["src/vlm4vla/eval", "src/vlm4vla/sim", "src/vlm4vla/models", "src/vlm4vla/train",
                  "src/vlm4vla/data/normalize.py"],
