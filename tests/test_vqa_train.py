@@ -202,3 +202,25 @@ def test_vla_init_from_aux_tuned_vlm(trained):
     assert arm.shape == (1, 4, 6) and grip.shape == (1, 4)
     with pytest.raises(ValueError, match="qwen2_5_vl"):
         VLAPolicy.build({**cfg, "backbone": "qwen3_vl"}, chunk=4, seed=0)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "paligemma"])  # untied / tied LM head
+def test_pretrained_lm_head_and_vlm_folder_round_trip(family, tmp_path):
+    from vlm4vla.models.backbones import get_backbone
+    cls = get_backbone(family)
+    tok = cls.runtime_tokenizer({})
+    torch.manual_seed(0)
+    full = cls.lm_model_cls(cls.tiny_config(None, tok))  # a "released" VLM with its LM head
+    full.save_pretrained(tmp_path / "src")
+    (tmp_path / "src" / "tokenizer.json").write_text(tok.to_str())
+    m = VQAModel.build({"backbone": family, "init": "pretrained", "source": str(tmp_path / "src")}, seed=0)
+    assert m.tied == bool(full.config.tie_word_embeddings)
+    assert torch.equal(m.lm_head.weight, full.lm_head.weight)
+    want = {k[len("model."):]: v for k, v in full.state_dict().items() if k.startswith("model.")}
+    assert all(torch.equal(v, want[k]) for k, v in m.backbone.model.state_dict().items())
+    m.save(tmp_path / "vlm")
+    assert ("lm_head.weight" in load_file(str(tmp_path / "vlm" / "vlm.safetensors"))) == (not m.tied)
+    back = VQAModel.load(tmp_path / "vlm")
+    assert back.tied == m.tied and torch.equal(back.lm_head.weight, m.lm_head.weight)
+    x, qs = frames(2, seed=4), ["What color is the puck?", "Is the gripper open?"]
+    assert back.answer(x, qs, 4) == m.answer(x, qs, 4)

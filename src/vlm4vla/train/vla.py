@@ -41,6 +41,14 @@ def _vla_loss(model, batch: dict) -> dict:
     return action_loss(arm, grip, batch["actions"].to(arm.device), batch["mask"].to(arm.device))
 
 
+def _vlm_digest(model_cfg: dict) -> str | None:
+    if model_cfg.get("init") != "aux":
+        return None
+    from ..data.folder_store import sha256_file
+
+    return sha256_file(Path(model_cfg["vlm"]) / "vlm.safetensors")
+
+
 def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
               seed: int, threads: int, progress: bool | None = None) -> dict:
     """Train one policy; return the policy.json content (also written to out_dir)."""
@@ -54,7 +62,9 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
     # Resume only into the very same run: config, data (array checksums), seed, threads.
     key = config_hash({"model_cfg": model_cfg, "train_cfg": train_cfg, "chunk": chunk,
                        "seed": seed, "threads": threads, "policy_format": POLICY_FORMAT,
-                       "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()}})
+                       "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
+                       # an aux-tuned start point is identified by its weights, not its path
+                       "vlm": _vlm_digest(model_cfg)})
     rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress)
     from accelerate import PartialState
 

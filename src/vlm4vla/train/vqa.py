@@ -53,7 +53,8 @@ def _batch(store: VQAStore, rows: list[int], picked: list[int]) -> dict:
 
 
 def _vqa_loss(model, batch: dict) -> dict:
-    return {"loss": model.vqa_loss(batch["frames"], batch["questions"], batch["answers"])}
+    # model(...) (= VQAModel.vqa_loss), not model.vqa_loss: goes through a DDP wrapper
+    return {"loss": model(batch["frames"], batch["questions"], batch["answers"])}
 
 
 def _store_digest(store: VQAStore) -> dict:
@@ -85,6 +86,10 @@ def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, see
                        "vqa": _store_digest(store)})
     log = run_loop(model, _vqa_loss, sampler, lambda picked: _batch(store, rows, picked), cfg,
                    state_dir, key, progress)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch` one process writes
+        return {}
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
