@@ -8,13 +8,21 @@ Prints, measured in this one run on one core:
     and its ratio to the bare stepping + rendering rate (1.0 = no loop overhead); the
     evaluate() call also builds its env, which is timed separately and reported.
 
+With --policy DIR (a trained policy folder, e.g. results/vla/metaworld/qwen25vl_tiny) it
+also measures the issue's target: env steps/s of evaluate() with that policy in the loop at
+--workers N, against N processes of bare stepping + rendering (same episodes, same frame
+schedule) in the same run; cost ratio = bare rate / policy-loop rate (target <= 1.5).
+
 Usage: python benchmarks/rollout_throughput.py [--task pick-place-v3] [--episodes 4]
+       python benchmarks/rollout_throughput.py --policy results/vla/metaworld/qwen25vl_tiny --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import tempfile
 import time
 
@@ -36,6 +44,52 @@ class ConstantPolicy:
         return np.broadcast_to(self._chunk, (len(frames), self.chunk, 7))
 
 
+def _bare_worker(args) -> int:
+    """One process of bare stepping, rendering once per executed chunk; returns steps."""
+    task, size, seeds, max_steps, every = args
+    import torch
+
+    torch.set_num_threads(1)
+    env = get_benchmark("metaworld").make_env(task, size)
+    action = np.array([0.2, 0.1, 0.0, 0, 0, 0, -1], np.float32)
+    for seed in seeds:
+        env.reset(seed)
+        for t in range(max_steps):
+            if t % every == 0:
+                env.render()
+            env.step(action)
+    env.close()
+    return len(seeds) * max_steps
+
+
+def policy_vs_bare(args) -> None:
+    from vlm4vla.train.vla import load_policy
+
+    seeds = list(range(args.episodes))
+    ctx = multiprocessing.get_context("spawn")
+    shards = [(args.task, args.image_size, seeds[i::args.workers], args.max_steps,
+               args.execute_chunk) for i in range(args.workers)]
+    start = time.perf_counter()
+    with ctx.Pool(args.workers) as pool:
+        n = sum(pool.map(_bare_worker, shards))
+    bare_rate = n / (time.perf_counter() - start)
+    bench_cfg = {"plugin": "metaworld", "tasks": [args.task], "image_size": args.image_size,
+                 "max_steps": args.max_steps, "eval_episodes_per_task": args.episodes,
+                 "eval_seed_offset": 0}
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        evaluate(functools.partial(load_policy, args.policy), bench_cfg,
+                 {"execute_chunk": args.execute_chunk}, 0, out, workers=args.workers)
+        elapsed = time.perf_counter() - start
+        with open(f"{out}/episodes.jsonl") as f:
+            steps = sum(json.loads(line)["steps"] for line in f)
+    loop_rate = steps / elapsed
+    print(f"[{args.workers} workers] bare stepping+rendering: {bare_rate:7.1f} steps/s   "
+          f"policy in the loop: {loop_rate:7.1f} steps/s   "
+          f"cost ratio (bare / loop): {bare_rate / loop_rate:.2f}  (target <= 1.5; both include "
+          f"process start-up and env builds)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="pick-place-v3")
@@ -43,7 +97,12 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=4)
     ap.add_argument("--max-steps", type=int, default=100)
     ap.add_argument("--execute-chunk", type=int, default=4)
+    ap.add_argument("--policy", help="trained policy folder: also measure policy-in-the-loop")
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    if args.policy:
+        policy_vs_bare(args)
+        return
     bench = get_benchmark("metaworld")
     steps = args.episodes * args.max_steps
 
