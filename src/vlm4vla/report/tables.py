@@ -51,11 +51,14 @@ def run_row(cfg: dict, benchmark: str, run: str) -> dict:
 
 def results_table(cfg: dict, table: str) -> pd.DataFrame:
     rows = [run_row(cfg, b, r) for b, r in P.table_runs(cfg, table)]
+    if table == "init":  # here the reference run is the pretrained one: say so
+        for r in rows:
+            r["variant"] = "pretrained" if r["variant"] == "full" else r["variant"]
     reference = P.RUN_TABLES[table][2]
     if reference is not None:
         by_key = {(r["benchmark"], r["model"], r["variant"]): r for r in rows}
         for r in rows:
-            ref = by_key.get((r["benchmark"], r["model"], reference))
+            ref = by_key.get((r["benchmark"], r["model"], "pretrained" if table == "init" else reference))
             if ref is None or r is ref:
                 r.update(reference="", delta_pct=None, p_value=None, significant="")
                 continue
