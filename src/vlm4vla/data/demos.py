@@ -72,8 +72,8 @@ def check_heldout(bench, bench_cfg: dict, seed: int) -> None:
     with a finite list of official initial states (LIBERO: 50 per task) maps seed -> state
     modulo that number, so the *states* must be checked too."""
     n_states = getattr(bench, "num_initial_states", None)
-    if not n_states or "eval_episodes_per_task" not in bench_cfg:
-        return  # unbounded states; or demo collection, whose spec leaves out eval-only keys
+    if not n_states or "eval_episodes_per_task" not in bench_cfg or "demos_per_task" not in bench_cfg:
+        return  # unbounded states; demo collection (its spec leaves out eval-only keys); no demos
     offset, n_eval = int(bench_cfg["eval_seed_offset"]), int(bench_cfg["eval_episodes_per_task"])
     cap = max_attempts(int(bench_cfg["demos_per_task"]))
     for task in sorted(bench_cfg["tasks"]):
