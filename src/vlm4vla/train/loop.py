@@ -115,7 +115,7 @@ def atomic_torch_save(obj, path: Path) -> None:
 def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, dict], dict],
              sampler: EpochSampler, get_batch: Callable[[list[int]], dict], cfg: LoopConfig,
              state_dir: str | Path, config_hash: str, progress: bool | None = None,
-             tensorboard: bool = True) -> list[dict]:
+             tensorboard: bool = True, seed: int | None = None) -> list[dict]:
     """Train `model` in place for cfg.steps optimizer steps; return the log rows
     [{"step", "loss", ..., "lr"}] every cfg.log_every steps (and at the last step).
 
@@ -135,6 +135,12 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw = accelerator.unwrap_model(model)
 
+    if seed is not None:
+        # Dropout and any other sampling draw from the global RNGs: seed them, so a run does
+        # not depend on what the process did before (a resume restores them below).
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
     start, rows = 0, []
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)

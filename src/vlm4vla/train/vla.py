@@ -65,7 +65,8 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
                        # an aux-tuned start point is identified by its weights, not its path
                        "vlm": _vlm_digest(model_cfg)})
-    rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress)
+    rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress,
+                    seed=seed)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch` one process writes

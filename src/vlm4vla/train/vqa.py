@@ -85,7 +85,7 @@ def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, see
                        "threads": threads, "tasks": tasks, "format": VLM_FORMAT,
                        "vqa": _store_digest(store)})
     log = run_loop(model, _vqa_loss, sampler, lambda picked: _batch(store, rows, picked), cfg,
-                   state_dir, key, progress)
+                   state_dir, key, progress, seed=seed)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch` one process writes
