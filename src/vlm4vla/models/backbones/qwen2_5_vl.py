@@ -13,7 +13,7 @@ from tokenizers import Tokenizer
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
 from .base import apply_arch_overrides
-from .qwen_vl import CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbone, patchify  # noqa: F401  (re-exported)
+from .qwen_vl import vision_token_ids, CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbone, patchify  # noqa: F401  (re-exported)
 
 # Text-side keys (Qwen2_5_VLTextConfig) plus a few vision keys prefixed "vision_".
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -50,11 +50,7 @@ def tiny_config(arch: dict | None, tokenizer: Tokenizer) -> Qwen2_5_VLConfig:
               "num_heads": a["vision_num_heads"], "out_hidden_size": hidden,
               "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
               "window_size": 112, "fullatt_block_indexes": [depth - 1]}
-    return Qwen2_5_VLConfig(text_config=text, vision_config=vision,
-                            image_token_id=vocab["<|image_pad|>"],
-                            video_token_id=vocab["<|video_pad|>"],
-                            vision_start_token_id=vocab["<|vision_start|>"],
-                            vision_end_token_id=vocab["<|vision_end|>"])
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **vision_token_ids(vocab))
 
 
 class Qwen25VLBackbone(QwenVLBackbone):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLModel
 
 from .base import apply_arch_overrides
-from .qwen_vl import QwenVLBackbone
+from .qwen_vl import vision_token_ids, QwenVLBackbone
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
@@ -52,11 +52,7 @@ def tiny_config(arch, tokenizer) -> Qwen3VLConfig:
               "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
               "num_position_embeddings": (224 // 16) ** 2,
               "deepstack_visual_indexes": list(a["deepstack_visual_indexes"])}
-    return Qwen3VLConfig(text_config=text, vision_config=vision,
-                         image_token_id=vocab["<|image_pad|>"],
-                         video_token_id=vocab["<|video_pad|>"],
-                         vision_start_token_id=vocab["<|vision_start|>"],
-                         vision_end_token_id=vocab["<|vision_end|>"])
+    return Qwen3VLConfig(text_config=text, vision_config=vision, **vision_token_ids(vocab))
 
 
 class Qwen3VLBackbone(QwenVLBackbone):

@@ -28,6 +28,13 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def vision_token_ids(vocab: dict) -> dict:
+    """The special-token ids every Qwen-VL config needs, looked up in the tokenizer."""
+    return {"image_token_id": vocab["<|image_pad|>"], "video_token_id": vocab["<|video_pad|>"],
+            "vision_start_token_id": vocab["<|vision_start|>"],
+            "vision_end_token_id": vocab["<|vision_end|>"]}
+
+
 def qwen_tokenizer_for(model_cfg: dict):
     kind = model_cfg.get("tokenizer") or "runtime"
     if kind not in TOKENIZERS:
