@@ -128,6 +128,14 @@ def apply_arch_overrides(defaults: dict, arch: dict | None) -> dict:
     return cfg
 
 
+def frames_for(frames, instructions: list[str], size: int) -> torch.Tensor:
+    """as_uint8_frames, after checking there is one instruction per frame."""
+    frames = as_uint8_frames(frames, size)
+    if len(instructions) != frames.shape[0]:
+        raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+    return frames
+
+
 def as_uint8_frames(frames, size: int) -> torch.Tensor:
     """(B,H,W,3) uint8 as a tensor, resized to size x size (bicubic, as the paper) if needed."""
     if isinstance(frames, np.ndarray):
@@ -201,6 +209,7 @@ def tokenizer_file(source: str) -> str:
 
 
 class HFBackbone(VLMBackbone):
+    SPECIAL_TOKENS: list[str] = []  # special tokens of the runtime tokenizer
     """A family that is one transformers model class + its config class.
 
     Subclasses set `config_cls`, `model_cls`, `GROUPS` (group -> module prefix[es]) and
@@ -214,7 +223,13 @@ class HFBackbone(VLMBackbone):
 
     @classmethod
     def runtime_tokenizer(cls, model_cfg: dict):
-        raise NotImplementedError
+        """Default: the small BPE built at runtime with the family's SPECIAL_TOKENS (families
+        with a real vocabulary available offline, like Qwen, override this)."""
+        if (model_cfg.get("tokenizer") or "runtime") != "runtime":
+            raise ValueError(f"{cls.name}: only the runtime tokenizer is available")
+        from .text import build_tokenizer
+
+        return build_tokenizer(special_tokens=cls.SPECIAL_TOKENS)
 
     @classmethod
     def tiny_config(cls, arch: dict | None, tokenizer):

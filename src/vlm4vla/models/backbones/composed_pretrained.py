@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tokenizers import Tokenizer
 
-from .base import VLMBackbone, as_uint8_frames, positions_from_mask, put_query_last, right_pad_with_query
+from .base import VLMBackbone, frames_for, positions_from_mask, put_query_last, right_pad_with_query
 
 IMAGE_SIZE = 224
 VISION = "efficientnet-lite0"
@@ -135,9 +135,7 @@ class ComposedPretrainedBackbone(VLMBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
-        if len(instructions) != frames.shape[0]:
-            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        frames = frames_for(frames, instructions, IMAGE_SIZE)
         pixels = ((frames.permute(0, 3, 1, 2).to(torch.float32) - 127.0) / 128.0).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         words = self.model.text.embeddings.word_embeddings(ids)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import (HFBackbone, as_uint8_frames, normalized_pixels, positions_from_mask,
+from .base import (HFBackbone, frames_for, normalized_pixels, positions_from_mask,
                    put_query_last, right_pad_with_query)
-from .text import build_tokenizer
 
 IMAGE_SIZE = 224
 QUESTION = "What action should the robotic arm take to {instruction}"
@@ -34,12 +33,6 @@ class ImageTokenBackbone(HFBackbone):
         self.pad_id = tokenizer.token_to_id(self.PAD_TOKEN)
         self.n_image_tokens = self.count_image_tokens(model.config)
         self._prompt_cache: dict[str, list[int]] = {}
-
-    @classmethod
-    def runtime_tokenizer(cls, model_cfg):
-        if (model_cfg.get("tokenizer") or "runtime") != "runtime":
-            raise ValueError(f"{cls.name}: only the runtime tokenizer is available")
-        return build_tokenizer(special_tokens=cls.SPECIAL_TOKENS)
 
     @staticmethod
     def count_image_tokens(config) -> int:
@@ -63,9 +56,7 @@ class ImageTokenBackbone(HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
-        if len(instructions) != frames.shape[0]:
-            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        frames = frames_for(frames, instructions, IMAGE_SIZE)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
         pixels = {k: v.to(device) for k, v in self.pixel_inputs(frames).items()}

@@ -15,10 +15,9 @@ from __future__ import annotations
 import torch
 from transformers import Kosmos2Config, Kosmos2Model
 
-from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, normalized_pixels,
+from .base import (HFBackbone, apply_arch_overrides, frames_for, normalized_pixels,
                    put_query_last, right_pad_with_query)
 from .qwen_vl import CLIP_MEAN, CLIP_STD
-from .text import build_tokenizer
 
 IMAGE_SIZE = 224
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<image>", "</image>", "<grounding>"]
@@ -29,6 +28,7 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
 
 
 class Kosmos2Backbone(HFBackbone):
+    SPECIAL_TOKENS = SPECIAL_TOKENS
     name = "kosmos2"
     config_cls, model_cls = Kosmos2Config, Kosmos2Model
     GROUPS = {"vision": "vision_model", "projector": "image_to_text_projection",
@@ -42,12 +42,6 @@ class Kosmos2Backbone(HFBackbone):
         ids = {t: tokenizer.token_to_id(t) for t in ("<s>", "<image>", "</image>", "<grounding>")}
         self.boi, self.eoi, self.bos, self.grounding = ids["<image>"], ids["</image>"], ids["<s>"], ids["<grounding>"]
         self._prompt_cache: dict[str, list[int]] = {}
-
-    @classmethod
-    def runtime_tokenizer(cls, model_cfg):
-        if (model_cfg.get("tokenizer") or "runtime") != "runtime":
-            raise ValueError(f"{cls.name}: only the runtime tokenizer is available")
-        return build_tokenizer(special_tokens=SPECIAL_TOKENS)
 
     @classmethod
     def tiny_config(cls, arch, tokenizer):
@@ -77,9 +71,7 @@ class Kosmos2Backbone(HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
-        if len(instructions) != frames.shape[0]:
-            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        frames = frames_for(frames, instructions, IMAGE_SIZE)
         pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         image_mask = torch.zeros_like(mask)

@@ -16,9 +16,8 @@ import torch
 
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaModel
 
-from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, normalized_pixels,
+from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
                    positions_from_mask, put_query_last, right_pad, right_pad_with_query)
-from .text import build_tokenizer
 
 IMAGE_SIZE = 224
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<image>"]
@@ -29,6 +28,7 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
 
 
 class PaliGemmaBackbone(HFBackbone):
+    SPECIAL_TOKENS = SPECIAL_TOKENS
     name = "paligemma"
     text_model_type = "gemma"
     config_cls, model_cls = PaliGemmaConfig, PaliGemmaModel
@@ -46,12 +46,6 @@ class PaliGemmaBackbone(HFBackbone):
         v = cfg.vision_config
         self.n_image_tokens = (v.image_size // v.patch_size) ** 2
         self._prompt_cache: dict[str, list[int]] = {}
-
-    @classmethod
-    def runtime_tokenizer(cls, model_cfg):
-        if (model_cfg.get("tokenizer") or "runtime") != "runtime":
-            raise ValueError(f"{cls.name}: only the runtime tokenizer is available")
-        return build_tokenizer(special_tokens=SPECIAL_TOKENS)
 
     @classmethod
     def text_config(cls, a: dict, vocab: dict, vocab_size: int) -> dict:
@@ -89,9 +83,7 @@ class PaliGemmaBackbone(HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
-        if len(instructions) != frames.shape[0]:
-            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        frames = frames_for(frames, instructions, IMAGE_SIZE)
         pixel_values = normalized_pixels(frames, (0.5,) * 3, (0.5,) * 3).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         token_type_ids = 1 - mask  # padding -> 1 (masked anyway)

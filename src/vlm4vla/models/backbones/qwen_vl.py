@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import HFBackbone, as_uint8_frames, put_query_last, right_pad, right_pad_with_query
+from .base import HFBackbone, as_uint8_frames, frames_for, put_query_last, right_pad, right_pad_with_query
 from .text import build_tokenizer
 
 IMAGE_SIZE = 224
@@ -142,9 +142,7 @@ class QwenVLBackbone(HFBackbone):
 
     def _inputs(self, frames, instructions, query):
         device = query.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
-        if len(instructions) != frames.shape[0]:
-            raise ValueError(f"{frames.shape[0]} frames but {len(instructions)} instructions")
+        frames = frames_for(frames, instructions, IMAGE_SIZE)
         pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
                                 self.image_mean, self.image_std).to(device)
         grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
