@@ -52,3 +52,13 @@ class Benchmark(Protocol):
 
     def make_env(self, task: str, image_size: int) -> Env:
         """Build an environment for `task` (may be slow; reuse it across resets)."""
+
+
+def checked_action(action, started: bool) -> np.ndarray:
+    """The 7-D action as float64, after the checks every plugin's step() needs."""
+    if not started:
+        raise RuntimeError("step() before reset()")
+    action = np.asarray(action, dtype=np.float64).reshape(-1)
+    if action.shape != (7,) or not np.all(np.isfinite(action)):
+        raise ValueError(f"expected a finite 7-D action, got {action!r}")
+    return action

@@ -50,7 +50,7 @@ from functools import lru_cache
 import numpy as np
 
 from vlm4vla.sim import render as _render  # sets MUJOCO_GL before mujoco is imported
-from vlm4vla.sim.base import StepResult
+from vlm4vla.sim.base import StepResult, checked_action
 
 SUITES = ("libero_10", "libero_90", "libero_goal", "libero_object", "libero_spatial")
 CAMERA = "agentview"
@@ -204,11 +204,7 @@ class LiberoEnv:
         return self._renderer.render(self._env.sim.data._data)
 
     def step(self, action: np.ndarray) -> StepResult:
-        if self._obs is None:
-            raise RuntimeError("step() before reset()")
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (7,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"expected a finite 7-D action, got {action!r}")
+        action = checked_action(action, started=self._obs is not None)
         a = np.clip(action, -1.0, 1.0)
         a[6] = 1.0 if action[6] > 0 else -1.0  # +1 close / -1 open, robosuite's convention
         self._obs, reward, done, _ = self._env.step(a)

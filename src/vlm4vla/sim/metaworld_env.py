@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from vlm4vla.sim import render as _render  # sets MUJOCO_GL before mujoco is imported
-from vlm4vla.sim.base import StepResult
+from vlm4vla.sim.base import StepResult, checked_action
 
 CAMERA = "corner3"
 
@@ -204,11 +204,7 @@ class MetaWorldEnv:
         return self._renderer.render(self._env.data)
 
     def step(self, action: np.ndarray) -> StepResult:
-        if self._obs is None:
-            raise RuntimeError("step() before reset()")
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (7,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"expected a finite 7-D action, got {action!r}")
+        action = checked_action(action, started=self._obs is not None)
         effort = self._grip[1] if action[6] > 0 else self._grip[0]
         mw_action = np.array([*np.clip(action[:3], -1, 1), effort])
         self._obs, reward, terminated, truncated, info = self._env.step(mw_action)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlm4vla.sim.base import StepResult
+from vlm4vla.sim.base import StepResult, checked_action
 
 EPISODES_PER_TASK = 24
 MAX_STEPS = {"carrot_on_plate": 60, "eggplant_in_basket": 120, "spoon_on_towel": 60,
@@ -86,11 +86,7 @@ class SimplerBridgeEnv:
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
     def step(self, action: np.ndarray) -> StepResult:
-        if self._obs is None:
-            raise RuntimeError("step() before reset()")
-        action = np.asarray(action, dtype=np.float64).reshape(-1)
-        if action.shape != (7,) or not np.all(np.isfinite(action)):
-            raise ValueError(f"expected a finite 7-D action, got {action!r}")
+        action = checked_action(action, started=self._obs is not None)
         a = action.copy()
         a[6] = -1.0 if action[6] > 0 else 1.0  # ours +1 close -> ManiSkill Bridge -1 close
         self._obs, reward, terminated, truncated, info = self._env.step(a[None])
