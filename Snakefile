@@ -1,4 +1,5 @@
-# VLM4VLA reproduction workflow: demos -> VLA fine-tuning -> simulator evaluation -> tables.
+# VLM4VLA reproduction workflow: demos (+ auxiliary VQA -> VLM tuning) -> VLA fine-tuning ->
+# simulator evaluation -> tables and figures.
 #   snakemake --cores all                      everything, embedded default (config/config.yaml)
 #   snakemake --cores all table_main           one paper artifact and only what it needs
 #   snakemake --cores all --configfile config/test.yaml    the tiny CI configuration
@@ -15,6 +16,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/aux.smk"
 include: "rules/vla.smk"
 include: "rules/evaluate.smk"
 include: "rules/paper.smk"

@@ -62,5 +62,11 @@ def spec(fn, *names):
 
 
 def all_targets():
+    exps = config["experiments"]
     tables = [f for t in P.active_tables(config) for f in P.table_paths(t).values()]
-    return [*tables, *P.TABLE_PAPER.values(), *P.FIGURE_MAIN.values()]
+    figures = [*P.FIGURE_MAIN.values()]
+    if exps.get("aux"):
+        figures += [*P.AUX_TABLE.values(), *P.FIGURE_AUX.values()]
+    if exps.get("capability"):
+        figures += [*P.CAPABILITY_TABLE.values(), P.CAPABILITY_CORR, *P.FIGURE_CAPABILITY.values()]
+    return [*tables, *P.TABLE_PAPER.values(), *figures]

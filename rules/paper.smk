@@ -1,5 +1,6 @@
 # One target rule per paper artifact, each building only what it needs:
-#   snakemake --cores all table_main | table_ablation | table_init | figure_main
+#   snakemake --cores all table_main | table_ablation | table_init | table_vision_supervision
+#                         figure_main | figure_aux | figure_capability
 #                         table_paper_vs_reproduced
 
 
@@ -61,3 +62,66 @@ rule figure_main:
     shell:
         "{PY} workflow_scripts/figure_main.py --table {input} --png {output.png}"
         " --svg {output.svg} > {log} 2>&1"
+
+
+def _vqa_metrics(jobs):
+    return [f"{P.vqa_eval_dir(m, v)}/metrics.json" for m, v in jobs]
+
+
+def _aux_inputs():
+    runs = P.aux_runs(config)
+    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
+            "vqa": _vqa_metrics((m, a) for m in config["experiments"]["aux"]["models"]
+                                for a in P.aux_arms(config))}
+
+
+def _capability_inputs():
+    runs = P.capability_runs(config)
+    measured = config["experiments"]["capability"]["x"] == "measured"
+    vqa = [j for j in P.vqa_eval_jobs(config) if j in {P.start_vlm(r) for _, r in runs}]
+    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
+            "x": _vqa_metrics(vqa) if measured else [P.GENERAL_SCORES]}
+
+
+if config["experiments"].get("aux"):
+
+    rule figure_aux:
+        input:
+            **_aux_inputs(),
+        output:
+            csv=P.AUX_TABLE["csv"],
+            md=report(P.AUX_TABLE["md"], caption="../report/table_aux.rst", category="Tables"),
+            png=report(P.FIGURE_AUX["png"], caption="../report/figure_aux.rst", category="Figures"),
+            svg=P.FIGURE_AUX["svg"],
+        params:
+            cfg=CONFIG_ARGS,
+            spec=canonical_json(P.aux_spec(config)),
+        log:
+            "logs/figure_aux.log",
+        shell:
+            "{PY} workflow_scripts/figure_aux.py {params.cfg} --out-csv {output.csv} --out-md {output.md}"
+            " --png {output.png} --svg {output.svg} > {log} 2>&1"
+
+
+if config["experiments"].get("capability"):
+
+    rule figure_capability:
+        input:
+            **_capability_inputs(),
+        output:
+            csv=P.CAPABILITY_TABLE["csv"],
+            corr=P.CAPABILITY_CORR,
+            md=report(P.CAPABILITY_TABLE["md"], caption="../report/table_capability.rst",
+                      category="Tables"),
+            png=report(P.FIGURE_CAPABILITY["png"], caption="../report/figure_capability.rst",
+                       category="Figures"),
+            svg=P.FIGURE_CAPABILITY["svg"],
+        params:
+            cfg=CONFIG_ARGS,
+            spec=canonical_json(P.capability_spec(config)),
+        log:
+            "logs/figure_capability.log",
+        shell:
+            "{PY} workflow_scripts/figure_capability.py {params.cfg} --out-csv {output.csv}"
+            " --out-corr {output.corr} --out-md {output.md} --png {output.png} --svg {output.svg}"
+            " > {log} 2>&1"

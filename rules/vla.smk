@@ -4,6 +4,8 @@
 rule finetune_vla:
     input:
         demos=P.demos_dir("{benchmark}"),
+        # the aux-tuned / stage-1 VLM a run starts from (none for scratch / pretrained)
+        vlm=lambda w: P.start_vlm_input(config, w.benchmark, w.model),
     output:
         directory(P.policy_dir("{benchmark}", "{model}")),
     params:

@@ -17,7 +17,8 @@ def main() -> None:
     from vlm4vla.train.vla import train_vla
 
     train_vla(spec["model"], spec["train"], chunk=spec["chunk"], demos_dir=args.demos,
-              out_dir=args.out, state_dir=args.state, seed=spec["seed"], threads=spec["threads"])
+              out_dir=args.out, state_dir=args.state, seed=spec["seed"], threads=spec["threads"],
+              backbone_seed=spec.get("backbone_seed"))
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def _check_references(cfg: dict) -> None:
             if b not in cfg["benchmarks"]:
                 raise ConfigError(f"config key 'experiments.{exp_name}.benchmarks' names benchmark '{b}', "
                                   f"which is not defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
-    from vlm4vla.models.backbones import known_backbones
+    from vlm4vla.models.backbones import get_backbone, known_backbones
     from vlm4vla.sim.registry import PLUGINS
 
     for name, model in sorted(cfg["models"].items()):
@@ -141,6 +141,42 @@ def _check_references(cfg: dict) -> None:
         if bench["plugin"] not in PLUGINS:
             raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "
                               f"(known: {', '.join(sorted(PLUGINS))})")
+    _check_vqa_references(cfg, get_backbone)
+
+
+def _check_vqa_references(cfg: dict, get_backbone) -> None:
+    exps, vqa = cfg["experiments"], cfg.get("vqa")
+    needs_vqa = [e for e in ("aux",) if exps.get(e)] + \
+        (["capability (x: measured)"] if (exps.get("capability") or {}).get("x") == "measured" else [])
+    if needs_vqa and not vqa:
+        raise ConfigError(f"experiments {', '.join(needs_vqa)} need a 'vqa' section (the auxiliary VQA "
+                          "data, its fine-tuning recipe and evaluation); see config/config.yaml")
+    if vqa:
+        for b in vqa["benchmarks"]:
+            if b not in cfg["benchmarks"]:
+                raise ConfigError(f"config key 'vqa.benchmarks' names benchmark '{b}', which is not "
+                                  f"defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
+        missing = sorted(set(vqa["tasks"]) - set(vqa.get("files", {})))
+        if missing and not vqa["benchmarks"]:
+            raise ConfigError(f"config key 'vqa.benchmarks' is empty, so VQA task(s) {missing} have "
+                              "neither generated records nor 'vqa.files'")
+    for exp_name in ("aux", "vision_supervision"):
+        for m in (exps.get(exp_name) or {}).get("models", []):
+            if not getattr(get_backbone(cfg["models"][m]["backbone"]), "supports_vqa", False):
+                raise ConfigError(f"config key 'experiments.{exp_name}.models' names model '{m}', whose "
+                                  f"backbone '{cfg['models'][m]['backbone']}' has no language-model head "
+                                  "path (VQA fine-tuning); use a VQA-capable family")
+    if exps.get("aux"):
+        for t in exps["aux"]["tasks"]:
+            if t not in vqa["tasks"]:
+                raise ConfigError(f"config key 'experiments.aux.tasks' names VQA task '{t}', which has "
+                                  f"no records under 'vqa.tasks' (configured: {', '.join(sorted(vqa['tasks']))})")
+    if exps.get("capability"):
+        have = set(exps["main"]["benchmarks"]) | set((exps.get("aux") or {}).get("benchmarks", []))
+        for b in exps["capability"]["benchmarks"]:
+            if b not in have:
+                raise ConfigError(f"config key 'experiments.capability.benchmarks' names '{b}', on which "
+                                  "no main-table or aux run is evaluated (add it to experiments.main.benchmarks)")
 
 
 def load_config(paths: list[str | Path], schema_path: str | Path = SCHEMA_PATH) -> dict:

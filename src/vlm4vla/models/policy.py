@@ -58,12 +58,15 @@ class VLAPolicy(nn.Module):
         self.apply_freeze(self.freeze)
 
     @classmethod
-    def build(cls, model_cfg: dict, chunk: int, seed: int) -> "VLAPolicy":
+    def build(cls, model_cfg: dict, chunk: int, seed: int,
+              backbone_seed: int | None = None) -> "VLAPolicy":
         """Deterministic construction: all random init happens under `seed`, in a forked RNG
         so the caller's global RNG state is left untouched. model_cfg["init"]: scratch |
-        pretrained (`source`) | aux (`vlm`: a VLM folder written by train.vqa.train_vqa)."""
+        pretrained (`source`) | aux (`vlm`: a VLM folder written by train.vqa.train_vqa).
+        `backbone_seed` (default `seed`) builds a random backbone under another seed than
+        the head: fine-tuning seeds then share one "VLM", as pretrained models do."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(seed if backbone_seed is None else backbone_seed)
             if model_cfg.get("init") == "aux":
                 # backbone from an aux-VQA-tuned VLM folder (model_cfg["vlm"]); its LM head
                 # is dropped, the ActionQuery and the action head start fresh.
@@ -71,6 +74,8 @@ class VLAPolicy(nn.Module):
                 backbone = load_vlm_backbone(model_cfg)
             else:
                 backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
+            if backbone_seed is not None and backbone_seed != seed:
+                torch.manual_seed(seed)
             return cls(backbone, chunk, model_cfg.get("freeze") or [])
 
     def apply_freeze(self, freeze) -> None:

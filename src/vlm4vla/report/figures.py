@@ -53,3 +53,65 @@ def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
         ax.legend(fontsize=8, frameon=False)
         fig.tight_layout()
     _save(fig, png_path, svg_path)
+
+
+def aux_figure(df: pd.DataFrame, png_path: str, svg_path: str) -> None:
+    """Figure 4. Left: each auxiliary task's VQA accuracy before and after tuning (the skill
+    went up?). Then one panel per benchmark: VLA success % per arm, a box over seeds with
+    every seed's value as a dot (did control go up?)."""
+    benches = sorted(df["benchmark"].unique())
+    skill = df[df["vqa_task"].fillna("") != ""].drop_duplicates(["model", "arm"])
+    with plt.style.context("default"):
+        fig, axes = plt.subplots(1, 1 + len(benches), figsize=(4.2 + 4.0 * len(benches), 3.8),
+                                 squeeze=False)
+        ax = axes[0, 0]
+        labels = [f"{r.model}\n{r.vqa_task}" if skill["model"].nunique() > 1 else r.vqa_task
+                  for r in skill.itertuples()]
+        x = np.arange(len(skill))
+        ax.bar(x - 0.2, skill["vqa_base_acc"].to_numpy(float), 0.4, label="base VLM", color="#999999")
+        ax.bar(x + 0.2, skill["vqa_tuned_acc"].to_numpy(float), 0.4, label="aux-tuned", color="#1f77b4")
+        ax.set_xticks(x, labels, fontsize=8, rotation=20)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("held-out VQA accuracy")
+        ax.set_title("Skill: VQA task accuracy", fontsize=10)
+        ax.legend(fontsize=8, frameon=False)
+        for ax, bench in zip(axes[0, 1:], benches):
+            sub = df[df["benchmark"] == bench]  # aux_table order: per model, base first
+            vals = [[float(v) for v in str(s).split(";")] for s in sub["seed_success_pct"]]
+            pos = np.arange(len(sub))
+            ax.boxplot(vals, positions=pos, widths=0.5, showfliers=False)
+            for p, v in zip(pos, vals):
+                ax.plot(np.full(len(v), p) + np.linspace(-0.08, 0.08, len(v)), v, "o", ms=4,
+                        color="#1f77b4", alpha=0.8)
+            names = [f"{r.model}\n{r.arm}" if sub["model"].nunique() > 1 else r.arm for r in sub.itertuples()]
+            ax.set_xticks(pos, names, fontsize=8, rotation=20)
+            ax.set_ylim(-3, 103)
+            ax.set_ylabel("VLA success % (per seed)")
+            ax.set_title(f"Control: {bench}", fontsize=10)
+        fig.tight_layout()
+    _save(fig, png_path, svg_path)
+
+
+def capability_figure(points: pd.DataFrame, corr: pd.DataFrame, x_label: str, png_path: str,
+                      svg_path: str) -> None:
+    """Figure 3: one colour per benchmark, normalised VLA score against general capability,
+    with each benchmark's least-squares line and its Pearson r in the legend."""
+    colours = plt.get_cmap("tab10")
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(5.6, 4.0))
+        for i, (bench, g) in enumerate(points.groupby("benchmark", sort=True)):
+            g = g.dropna(subset=["capability"])
+            c = corr[corr["benchmark"] == bench].iloc[0]
+            r = "undefined" if pd.isna(c["pearson"]) else f"{c['pearson']:+.2f}"
+            ax.scatter(g["capability"], g["score_norm"], color=colours(i), s=28,
+                       label=f"{bench} (n={len(g)}, r={r})", zorder=3)
+            if not pd.isna(c["slope"]):
+                xs = np.linspace(g["capability"].min(), g["capability"].max(), 2)
+                ax.plot(xs, c["slope"] * xs + c["intercept"], color=colours(i), lw=1.5)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("VLA score (min-max normalised per benchmark)")
+        ax.set_ylim(-0.08, 1.08)
+        ax.set_title("General capability vs control", fontsize=10)
+        ax.legend(fontsize=8, frameon=False)
+        fig.tight_layout()
+    _save(fig, png_path, svg_path)

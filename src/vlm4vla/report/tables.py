@@ -20,6 +20,7 @@ from vlm4vla.io import atomic_write_text
 from vlm4vla.report.stats import fisher_exact
 
 ALPHA = 0.05
+STAGE1_LABELS = {"frozen_vision": "FAST tokens, vision frozen", "full": "FAST tokens, vision trained"}
 
 
 def _read_json(path: Path) -> dict:
@@ -38,7 +39,7 @@ def run_row(cfg: dict, benchmark: str, run: str) -> dict:
     policy = _read_json(Path(P.policy_dir(benchmark, run)) / "policy.json")
     n, k = int(summary["overall"]["n"]), int(summary["overall"]["successes"])
     lo, hi = wilson_interval(k, n)
-    mcfg = P.model_cfg(cfg, run)
+    mcfg = P.model_cfg(cfg, run, benchmark)
     model, variant = P.split_run(run)
     params = policy.get("param_counts", {})
     return {"benchmark": benchmark, "run": run, "model": model, "variant": variant,
@@ -54,6 +55,11 @@ def results_table(cfg: dict, table: str) -> pd.DataFrame:
     if table == "init":  # here the reference run is the pretrained one: say so
         for r in rows:
             r["variant"] = "pretrained" if r["variant"] == "full" else r["variant"]
+    if table == "vision_supervision":  # Table 4's two axes, spelled out
+        for r in rows:
+            start = P.parse_run(r["run"])["start"] or ""
+            r["stage1"] = STAGE1_LABELS[start[len(P.FAST_PREFIX):]] if start else "none"
+            r["stage2_vision"] = "frozen" if "vision" in r["freeze"].split("+") else "trained"
     reference = P.RUN_TABLES[table][2]
     if reference is not None:
         by_key = {(r["benchmark"], r["model"], r["variant"]): r for r in rows}
@@ -91,6 +97,22 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
                      for b in benches]
             lines.append(f"| {run} | {first.backbone} | {first.init} | "
                          f"{_params(first.params_trainable)} | " + " | ".join(cells) + " |")
+    elif "stage1" in df.columns:
+        lines += [f"Stage 1 fine-tunes the VLM to emit FAST action tokens (or is skipped); stage 2 "
+                  "is the usual VLA training with the vision encoder trained or frozen. Delta and "
+                  "p-value (two-sided Fisher exact) against no stage 1 + vision trained; "
+                  f"significant = p < {ALPHA}.", "",
+                  "| benchmark | model | stage 1 | stage 2 vision | trainable / total params | "
+                  "success % | delta vs reference | p | significant |",
+                  "|---|---|---|---|---:|---:|---:|---:|---|"]
+        order = {"none": 0, **{v: i + 1 for i, v in enumerate(STAGE1_LABELS.values())}}
+        for r in sorted(df.itertuples(), key=lambda r: (r.benchmark, r.model, order[r.stage1],
+                                                         r.stage2_vision != "trained")):
+            delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
+            p = "" if not r.reference else f"{r.p_value:.3g}"
+            lines.append(f"| {r.benchmark} | {r.model} | {r.stage1} | {r.stage2_vision} | "
+                         f"{_params(r.params_trainable)} / {_params(r.params_total)} | {_cell(r)} | "
+                         f"{delta} | {p} | {r.significant} |")
     else:
         lines += [f"Delta and p-value (two-sided Fisher exact) against the reference row; "
                   f"significant = p < {ALPHA}.", "",

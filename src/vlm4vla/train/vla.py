@@ -50,18 +50,21 @@ def _vlm_digest(model_cfg: dict) -> str | None:
 
 
 def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
-              seed: int, threads: int, progress: bool | None = None) -> dict:
-    """Train one policy; return the policy.json content (also written to out_dir)."""
+              seed: int, threads: int, progress: bool | None = None,
+              backbone_seed: int | None = None) -> dict:
+    """Train one policy; return the policy.json content (also written to out_dir).
+    `backbone_seed`: see VLAPolicy.build (seed<k> runs share the seed-0 random backbone)."""
     set_determinism(threads)
     store = EpisodeStore(demos_dir)
     normalizer = ActionNormalizer.fit(np.asarray(store.actions))
     dataset = ChunkDataset(store, chunk, normalizer)
     cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"))
-    policy = VLAPolicy.build(model_cfg, chunk, seed)
+    policy = VLAPolicy.build(model_cfg, chunk, seed, backbone_seed)
     sampler = EpochSampler(len(dataset), int(train_cfg["batch_size"]), seed)
     # Resume only into the very same run: config, data (array checksums), seed, threads.
     key = config_hash({"model_cfg": model_cfg, "train_cfg": train_cfg, "chunk": chunk,
                        "seed": seed, "threads": threads, "policy_format": POLICY_FORMAT,
+                       **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
                        # an aux-tuned start point is identified by its weights, not its path
                        "vlm": _vlm_digest(model_cfg)})
@@ -83,6 +86,7 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
     info = {"format": POLICY_FORMAT, "model_cfg": model_cfg, "chunk": int(chunk),
             "norm_stats": normalizer.to_dict(), "param_counts": policy.param_counts(),
             "steps": cfg.steps, "seed": seed, "backbone": model_cfg["backbone"],
+            **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
             "backbone_config": policy.backbone.saved_config()}
     _atomic_write(out_dir / "policy.json", json.dumps(info, indent=1, sort_keys=True, default=str) + "\n")
     _atomic_write(out_dir / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))

@@ -1,0 +1,151 @@
+"""Figure 4's table: does a VLM made better at an embodied skill make a better VLA?
+
+For every model and auxiliary VQA task ("arm" aux_<task>; the plain VLM is arm "base"):
+- the skill, measured: the VLM's accuracy on that task's held-out VQA split before (base)
+  and after the auxiliary fine-tuning (plus abs-rel error for metric-depth questions);
+- the control, measured: closed-loop success of the VLA trained from that VLM, per
+  benchmark and seed, pooled over seeds with a Wilson 95% interval, and tested against the
+  base arm (two-sided Fisher exact on the pooled trials; the same evaluation episodes for
+  every arm, so the comparison is paired by design).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from vlm4vla import pipeline as P
+from vlm4vla.eval.metrics import wilson_interval
+from vlm4vla.io import atomic_write_text
+from vlm4vla.report.stats import fisher_exact
+
+ALPHA = 0.05
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the rule that builds it "
+                                f"(e.g. `snakemake --cores all {path}`)")
+    return json.loads(path.read_text())
+
+
+def vqa_metrics(model: str, vlm: str) -> dict:
+    return _read_json(Path(P.vqa_eval_dir(model, vlm)) / "metrics.json")
+
+
+def eval_summary(benchmark: str, run: str) -> dict:
+    path = Path(P.eval_dir(benchmark, run)) / "summary.json"
+    s = _read_json(path)
+    if not s.get("complete"):
+        raise FileNotFoundError(f"{path} is from an unfinished evaluation; rerun the evaluate rule")
+    return s
+
+
+def _arm_run(model: str, arm: str, k: int) -> str:
+    return P.seeded(model if arm == "base" else f"{model}{P.VARIANT_SEP}{arm}", k)
+
+
+def aux_table(cfg: dict) -> pd.DataFrame:
+    exp = cfg["experiments"]["aux"]
+    seeds = int(exp["seeds"])
+    rows = []
+    for model in sorted(exp["models"]):
+        base_vqa = vqa_metrics(model, "base")
+        for arm in P.aux_arms(cfg):
+            task = "" if arm == "base" else arm[len(P.AUX_PREFIX):]
+            tuned = base_vqa if arm == "base" else vqa_metrics(model, arm)
+            vqa = {"vqa_task": task, "vqa_n": None, "vqa_base_acc": None, "vqa_tuned_acc": None,
+                   "vqa_delta": None, "vqa_base_abs_rel": None, "vqa_tuned_abs_rel": None}
+            if task:
+                if task not in base_vqa or task not in tuned:
+                    raise ValueError(f"VQA metrics of {model} have no {task!r} task: is it in "
+                                     "vqa.tasks with eval records?")
+                b, t = base_vqa[task], tuned[task]
+                vqa.update(vqa_n=b["n"], vqa_base_acc=round(b["accuracy"], 4),
+                           vqa_tuned_acc=round(t["accuracy"], 4),
+                           vqa_delta=round(t["accuracy"] - b["accuracy"], 4))
+                if "abs_rel" in b:
+                    vqa.update(vqa_base_abs_rel=round(b["abs_rel"], 4),
+                               vqa_tuned_abs_rel=round(t["abs_rel"], 4))
+            general = tuned.get("general_vqa", {}).get("accuracy")
+            for bench in sorted(exp["benchmarks"]):
+                per_seed = [eval_summary(bench, _arm_run(model, arm, k))["overall"] for k in range(seeds)]
+                n = sum(int(o["n"]) for o in per_seed)
+                s = sum(int(o["successes"]) for o in per_seed)
+                lo, hi = wilson_interval(s, n)
+                rows.append({"benchmark": bench, "model": model, "arm": arm, **vqa,
+                             "general_vqa_acc": None if general is None else round(general, 4),
+                             "seeds": seeds,
+                             "seed_success_pct": ";".join(
+                                 f"{100 * int(o['successes']) / int(o['n']):.1f}" for o in per_seed),
+                             "trials": n, "successes": s, "success_pct": round(100 * s / n, 2),
+                             "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2)})
+    df = pd.DataFrame(rows)
+    ref = {(r.benchmark, r.model): r for r in df.itertuples() if r.arm == "base"}
+    deltas, ps, sig = [], [], []
+    for r in df.itertuples():
+        b = ref[(r.benchmark, r.model)]
+        if r.arm == "base":
+            deltas.append(None), ps.append(None), sig.append("")
+            continue
+        p = fisher_exact(r.successes, r.trials, b.successes, b.trials)
+        deltas.append(round(r.success_pct - b.success_pct, 2))
+        ps.append(round(p, 4))
+        sig.append("yes" if p < ALPHA else "no")
+    df["delta_pct"], df["p_value"], df["significant"] = deltas, ps, sig
+    return df
+
+
+def vqa_matrix(cfg: dict) -> pd.DataFrame:
+    """Accuracy of every VLM of the experiment (rows model/arm) on every VQA task (columns)."""
+    exp = cfg["experiments"]["aux"]
+    rows = []
+    for model in sorted(exp["models"]):
+        for arm in P.aux_arms(cfg):
+            m = vqa_metrics(model, arm)
+            rows.append({"model": model, "vlm": arm,
+                         **{t: round(m[t]["accuracy"], 4) for t in sorted(m)}})
+    return pd.DataFrame(rows)
+
+
+def _f(v, fmt="{:.3f}") -> str:
+    return "-" if v is None or pd.isna(v) else fmt.format(v)
+
+
+def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
+    lines = ["# Auxiliary embodied VQA (Figure 4): VLM skill vs VLA control", "",
+             "VQA accuracy on the held-out VQA split of the arm's own task, before (base VLM) and "
+             "after auxiliary fine-tuning; closed-loop success % of the VLA trained from that VLM, "
+             "pooled over seeds (per-seed values listed), Wilson 95% interval, and a two-sided "
+             f"Fisher exact test against the base arm (significant = p < {ALPHA}).", "",
+             "| benchmark | model | arm | VQA task | VQA acc base -> tuned | general VQA acc | "
+             "success % per seed | pooled success % | delta vs base | p | significant |",
+             "|---|---|---|---|---|---:|---|---:|---:|---:|---|"]
+    arms = {a: i for i, a in enumerate(dict.fromkeys(df["arm"]))}  # base first, config order
+    for r in sorted(df.itertuples(), key=lambda r: (r.benchmark, r.model, arms[r.arm])):
+        skill = "-" if not r.vqa_task else f"{r.vqa_base_acc:.3f} -> {r.vqa_tuned_acc:.3f}"
+        if r.vqa_task and not pd.isna(r.vqa_base_abs_rel):
+            skill += f" (abs-rel {r.vqa_base_abs_rel:.3f} -> {r.vqa_tuned_abs_rel:.3f})"
+        delta = "reference" if r.arm == "base" else f"{r.delta_pct:+.1f}"
+        p = "" if r.arm == "base" else f"{r.p_value:.3g}"
+        lines.append(f"| {r.benchmark} | {r.model} | {r.arm} | {r.vqa_task or '-'} | {skill} | "
+                     f"{_f(r.general_vqa_acc)} | {r.seed_success_pct.replace(';', ', ')} | "
+                     f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials}) | "
+                     f"{delta} | {p} | {r.significant} |")
+    tasks = [c for c in matrix.columns if c not in ("model", "vlm")]
+    lines += ["", "## VQA accuracy of every VLM on every held-out task", "",
+              "| model | VLM | " + " | ".join(tasks) + " |", "|---|---|" + "---:|" * len(tasks)]
+    for r in matrix.itertuples(index=False):
+        d = r._asdict()
+        lines.append(f"| {d['model']} | {d['vlm']} | " + " | ".join(_f(d[t]) for t in tasks) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(df: pd.DataFrame, matrix: pd.DataFrame, csv_path: str, md_path: str) -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(md_path, to_markdown(df, matrix))
