@@ -1,6 +1,7 @@
 """Build the auxiliary VQA store (both splits): records generated from simulator ground truth
 in the scenes of every `vqa.benchmarks` benchmark (quotas `vqa.tasks` per benchmark), plus
-the paper's dataset files named under `vqa.files` (paper scale)."""
+the paper's dataset files named under `vqa.files` (paper scale; there the quotas cap the
+records taken per split)."""
 
 from vlm4vla import cli, pipeline
 
@@ -8,7 +9,9 @@ LOADERS = {"robopoint": "load_robopoint", "robo2vlm": "load_robo2vlm", "vica": "
            "bridgevqa": "load_bridgevqa"}
 
 
-def file_records(task: str, entry: dict) -> list:
+def file_records(task: str, entry: dict, quota: dict) -> list:
+    """Records of one VQA task read from the paper's dataset files, at most `quota` per split."""
+    import dataclasses
     from pathlib import Path
 
     from vlm4vla.data.vqa import loaders
@@ -20,12 +23,12 @@ def file_records(task: str, entry: dict) -> list:
         if not path.exists():
             raise FileNotFoundError(f"config key 'vqa.files.{task}.{split}': {path} does not exist "
                                     f"(the {entry['format']} annotation file for the {split} split)")
-        recs = [r for r in load(path, entry.get("image_root"), split=split, limit=entry.get("limit"))
-                if r.task == task]
+        recs = load(path, entry.get("image_root"), split=split, limit=entry.get("limit"))
         if not recs:
-            raise ValueError(f"config key 'vqa.files.{task}.{split}': {path} holds no {task!r} "
-                             f"records (the {entry['format']} loader labels its records by kind)")
-        out += recs
+            raise ValueError(f"config key 'vqa.files.{task}.{split}': {path} holds no records")
+        # the file is this task's dataset: its records train and score as `task` (each is
+        # still scored by its own target kind: points, choice, distance or text)
+        out += [dataclasses.replace(r, task=task) for r in recs[:quota[split]]]
     return out
 
 
@@ -60,7 +63,7 @@ def main() -> None:
         stats[b] = st
         print(f"[vqa] {b}: {st}", flush=True)
     for task, entry in sorted(vqa.get("files", {}).items()):
-        recs = file_records(task, entry)
+        recs = file_records(task, entry, vqa["tasks"][task])
         print(f"[vqa] {task}: {len(recs)} records from {entry['format']} files", flush=True)
         records += recs
     write_vqa_store(args.out, records, image_size=vqa["image_size"],

@@ -85,8 +85,12 @@ def _format_error(err, schema: dict) -> str:
 
 
 def validate_config(cfg: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """Validate (and fill schema defaults into) `cfg`; raise ConfigError naming the key."""
+    """Validate (and fill schema defaults into) `cfg`; raise ConfigError naming the key.
+    A null value removes the entry (an overlay file's way to drop what config.yaml sets,
+    e.g. `vqa: {tasks: {depth: null}}`)."""
     import jsonschema
+
+    _drop_nulls(cfg)
 
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
@@ -96,6 +100,14 @@ def validate_config(cfg: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     _fill_defaults(cfg, schema)
     _check_references(cfg)
     return cfg
+
+
+def _drop_nulls(node) -> None:
+    if isinstance(node, dict):
+        for key in [k for k, v in node.items() if v is None]:
+            del node[key]
+        for v in node.values():
+            _drop_nulls(v)
 
 
 def _fill_defaults(node, schema: dict) -> None:

@@ -468,7 +468,7 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
         return ["experiments.vision_supervision"]
     if spec_fn is eval_spec:
         b, m = args
-        return ["seed", "evaluate.execute_chunk"] + \
+        return ["seed", "evaluate.execute_chunk", "evaluate.batch_envs"] + \
             [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b]) if k not in LABEL_KEYS]
     if spec_fn is paper_spec:
         return [f"models.{m}.paper_name" for m in sorted(cfg["models"]) if "paper_name" in cfg["models"][m]] + \
