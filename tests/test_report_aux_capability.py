@@ -1,0 +1,128 @@
+"""Figure 4 / Figure 3 tables and figures on synthetic results (no training): pooled
+success, Fisher tests, min-max normalisation, correlations against scipy, plotted series."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from conftest import REPO
+from vlm4vla import pipeline as P
+from vlm4vla.config import load_config
+from vlm4vla.report import aux, capability, figures
+
+# (benchmark, run) -> (successes, n); VLM -> general_vqa / pointing accuracy
+OUTCOMES = {"qwen25vl_tiny": (1, 4), "qwen25vl_tiny--seed1": (0, 4),
+            "qwen25vl_tiny--aux_pointing": (4, 4), "qwen25vl_tiny--aux_pointing--seed1": (3, 4)}
+VQA = {"base": {"general_vqa": 0.1, "pointing": 0.0}, "aux_pointing": {"general_vqa": 0.3, "pointing": 0.5}}
+
+
+@pytest.fixture()
+def results(tmp_path, monkeypatch):
+    cfg = load_config([REPO / "config/config.yaml", REPO / "config/test.yaml"])
+    monkeypatch.chdir(tmp_path)  # artifact paths are relative to the working directory
+    for run, (k, n) in OUTCOMES.items():
+        d = tmp_path / P.eval_dir("metaworld", run)
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps(
+            {"complete": True, "overall": {"n": n, "successes": k}}))
+    for vlm, accs in VQA.items():
+        d = tmp_path / P.vqa_eval_dir("qwen25vl_tiny", vlm)
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(
+            {t: {"n": 6, "accuracy": a} for t, a in accs.items()}))
+    return cfg
+
+
+def test_aux_table_pools_seeds_and_tests_against_base(results):
+    df = aux.aux_table(results).set_index("arm")
+    tuned, base = df.loc["aux_pointing"], df.loc["base"]
+    assert (tuned.trials, tuned.successes, base.trials, base.successes) == (8, 7, 8, 1)
+    assert tuned.seed_success_pct == "100.0;75.0" and base.seed_success_pct == "25.0;0.0"
+    assert tuned.vqa_base_acc == 0.0 and tuned.vqa_tuned_acc == 0.5 and tuned.vqa_delta == 0.5
+    p = sps.fisher_exact([[7, 1], [1, 7]]).pvalue
+    assert tuned.p_value == pytest.approx(p, abs=1e-4) and tuned.significant == "yes"
+    assert tuned.delta_pct == pytest.approx(75.0)
+    md = aux.to_markdown(aux.aux_table(results), aux.vqa_matrix(results))
+    assert md.index("| base |") < md.index("| aux_pointing |")  # base arm first
+    assert "0.000 -> 0.500" in md
+
+
+def test_aux_table_refuses_an_unfinished_evaluation(results):
+    path = P.eval_dir("metaworld", "qwen25vl_tiny--seed1") + "/summary.json"
+    with open(path, "w") as f:
+        json.dump({"complete": False, "overall": {"n": 4, "successes": 0}}, f)
+    with pytest.raises(FileNotFoundError, match="unfinished evaluation"):
+        aux.aux_table(results)
+
+
+def test_capability_points_and_correlations(results):
+    pts = capability.capability_points(results).set_index("run")
+    assert pts.loc["qwen25vl_tiny", "capability"] == 0.1
+    assert pts.loc["qwen25vl_tiny--aux_pointing", "capability"] == 0.3
+    assert list(pts["score_norm"]) == [0.0, 1.0]  # min-max per benchmark
+    corr = capability.correlations(pts.reset_index(), n_boot=200, seed=0).iloc[0]
+    assert corr.n_points == 2 and corr.slope == pytest.approx(5.0)
+    assert corr.pearson == pytest.approx(1.0)
+
+
+def test_correlations_match_scipy_and_are_reproducible():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 9)
+    y = np.clip(0.5 * x + rng.normal(0, 0.2, 9), 0, 1)
+    pts = pd.DataFrame({"benchmark": "b", "capability": x, "score_norm": y})
+    a = capability.correlations(pts, n_boot=500, seed=3).iloc[0]
+    b = capability.correlations(pts, n_boot=500, seed=3).iloc[0]
+    assert a.pearson == pytest.approx(sps.pearsonr(x, y).statistic, abs=1e-4)
+    assert a.spearman == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-4)
+    assert a.pearson_ci95_low <= a.pearson <= a.pearson_ci95_high
+    assert a.equals(b)
+    flat = capability.correlations(pts.assign(capability=0.2), n_boot=100, seed=0).iloc[0]
+    assert pd.isna(flat.pearson) and pd.isna(flat.slope) and "x constant" in flat.note
+
+
+def test_published_scores_need_their_columns(tmp_path):
+    bad = tmp_path / "s.csv"
+    bad.write_text("backbone,score\nA,1\n")
+    with pytest.raises(ValueError, match="missing column"):
+        capability.published_scores(bad)
+    with pytest.raises(FileNotFoundError, match="general-benchmark scores"):
+        capability.published_scores(tmp_path / "none.csv")
+    shipped = capability.published_scores(REPO / P.GENERAL_SCORES)
+    assert list(shipped.columns) == list(capability.GENERAL_COLUMNS)
+
+
+def _captured(monkeypatch):
+    seen = {}
+
+    def save(fig, png, svg):
+        seen["fig"] = fig
+    monkeypatch.setattr(figures, "_save", save)
+    return seen
+
+
+def test_figures_plot_the_expected_series(results, monkeypatch):
+    seen = _captured(monkeypatch)
+    figures.aux_figure(aux.aux_table(results), "a.png", "a.svg")
+    skill, control = seen["fig"].axes
+    assert len(skill.patches) == 2  # base and tuned bar of the one aux task
+    dots = [line for line in control.lines if line.get_marker() == "o"]
+    assert sorted(len(d.get_xdata()) for d in dots) == [2, 2]  # two arms x two seeds
+
+    pts = capability.capability_points(results)
+    corr = capability.correlations(pts, n_boot=100, seed=0)
+    figures.capability_figure(pts, corr, "x", "c.png", "c.svg")
+    (ax,) = seen["fig"].axes
+    assert len(ax.collections) == 1 and len(ax.collections[0].get_offsets()) == 2
+    assert len(ax.lines) == 1  # the fitted line
+
+
+def test_figures_are_byte_identical_pngs(results, tmp_path):
+    df = aux.aux_table(results)
+    out = []
+    for i in range(2):
+        figures.aux_figure(df, str(tmp_path / f"{i}.png"), str(tmp_path / f"{i}.svg"))
+        out.append(((tmp_path / f"{i}.png").read_bytes(), (tmp_path / f"{i}.svg").read_bytes()))
+    assert out[0] == out[1] and out[0][0][:8] == b"\x89PNG\r\n\x1a\n"
