@@ -20,7 +20,14 @@ DETERMINISTIC = ["results/tables/main.csv", "results/tables/main.md", "results/t
                  "results/tables/paper_vs_reproduced.csv",
                  "results/tables/paper_vs_reproduced.md", "results/figures/main.png",
                  "results/figures/main.svg", "results/eval/metaworld/qwen25vl_tiny/summary.json",
-                 "results/eval/metaworld/qwen25vl_tiny/episodes.jsonl"]
+                 "results/eval/metaworld/qwen25vl_tiny/episodes.jsonl",
+                 "results/tables/aux.csv", "results/tables/aux.md", "results/figures/aux.png",
+                 "results/figures/aux.svg", "results/tables/capability.csv",
+                 "results/tables/capability.md", "results/tables/capability_correlations.csv",
+                 "results/figures/capability.png", "results/figures/capability.svg",
+                 "results/tables/vision_supervision.csv", "results/tables/vision_supervision.md",
+                 "results/vqa/eval/qwen25vl_tiny/base/metrics.json",
+                 "results/vqa/eval/qwen25vl_tiny/aux_pointing/metrics.json"]
 
 
 def _digests(root, rels):
@@ -109,10 +116,39 @@ def test_init_table_pairs_pretrained_with_scratch(tiny_run):
     assert a != b
 
 
+def test_aux_experiment_chain(tiny_run):
+    """VQA store -> aux-tuned VLM -> VLA that starts from it -> Figure 4 table."""
+    import pandas as pd
+    from safetensors.torch import load_file
+
+    from vlm4vla.data.vqa import VQAStore
+
+    store = VQAStore(tiny_run / "results/vqa/data")  # verifies checksums
+    counts = store.meta["counts"]
+    assert counts["pointing"] == {"train": 12, "eval": 6} and counts["general_vqa"]["eval"] == 6
+    vlm = load_file(str(tiny_run / "results/vqa/vlm/qwen25vl_tiny/aux_pointing/vlm.safetensors"))
+    pol = load_file(str(tiny_run / "results/vla/metaworld/qwen25vl_tiny--aux_pointing/policy.safetensors"))
+    base = load_file(str(tiny_run / "results/vla/metaworld/qwen25vl_tiny/policy.safetensors"))
+    key = next(k for k in vlm if k.startswith("model.") and "embed_tokens" in k)
+    pkey = "backbone.model." + key[len("model."):]
+    assert pkey in pol and not (vlm[key] == base[pkey]).all()  # the aux VLA did not start from base
+    df = pd.read_csv(tiny_run / "results/tables/aux.csv")
+    assert sorted(df["arm"]) == ["aux_pointing", "base"] and set(df["seeds"]) == {2}
+    assert set(df["trials"]) == {2 * 2 * 2}  # 2 seeds x 2 tasks x 2 episodes
+    corr = pd.read_csv(tiny_run / "results/tables/capability_correlations.csv")
+    assert list(corr["benchmark"]) == ["metaworld"] and list(corr["n_points"]) == [2]
+    vis = pd.read_csv(tiny_run / "results/tables/vision_supervision.csv")
+    assert len(vis) == 6 and set(vis["stage2_vision"]) == {"frozen", "trained"}
+    assert sorted(set(vis["stage1"])) == ["FAST tokens, vision frozen", "FAST tokens, vision trained", "none"]
+    fast = tiny_run / "results/fast/metaworld/qwen25vl_tiny/full"
+    assert (fast / "vlm.safetensors").is_file() and (fast / "fast_tokenizer.json").is_file()
+
+
 def test_html_report(tiny_run):
     run([*SNAKEMAKE, "--configfile", "config/test.yaml", "--report", "results/report.html"], cwd=tiny_run)
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "main.png" in html and "ablation.md" in html
+    assert "aux.png" in html and "capability.png" in html and "vision_supervision.md" in html
 
 
 def test_rerun_has_nothing_to_do(tiny_run):
@@ -136,6 +172,18 @@ def test_targeted_rule_builds_only_its_dependencies(tmp_path):
     proc = run([*SNAKEMAKE, "table_ablation", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
         "prepare_demos": 1, "finetune_vla": 2, "evaluate": 2, "table_ablation": 1}
+    proc = run([*SNAKEMAKE, "figure_aux", "-n", "--configfile", "config/test.yaml"], cwd=work)
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "generate_vqa": 1, "prepare_demos": 1, "finetune_vlm": 1, "eval_vqa": 2,
+        "finetune_vla": 4, "evaluate": 4, "figure_aux": 1}
+    proc = run([*SNAKEMAKE, "figure_capability", "-n", "--configfile", "config/test.yaml"], cwd=work)
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "generate_vqa": 1, "prepare_demos": 1, "finetune_vlm": 1, "eval_vqa": 2,
+        "finetune_vla": 2, "evaluate": 2, "figure_capability": 1}
+    proc = run([*SNAKEMAKE, "table_vision_supervision", "-n", "--configfile", "config/test.yaml"], cwd=work)
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "prepare_demos": 1, "stage1_fast": 2, "finetune_vla": 6, "evaluate": 6,
+        "table_vision_supervision": 1}
 
 
 def test_dvc_repro_reproduces_table_hashes(tiny_run, tmp_path):
