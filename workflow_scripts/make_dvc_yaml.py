@@ -50,7 +50,8 @@ def stages(cfg: dict, cf: str) -> dict:
         stage(f"finetune_vla-{b}-{m}", "finetune_vla",
               f"python workflow_scripts/finetune_vla.py {conf} --benchmark {b} --model {m}"
               f" --demos {P.demos_dir(b)} --out {pol} --state {st}",
-              [P.demos_dir(b)], P.spec_param_keys(P.train_spec, cfg, b, m), [pol])
+              [P.demos_dir(b), *P.start_vlm_input(cfg, b, m)],
+              P.spec_param_keys(P.train_spec, cfg, b, m), [pol])
     for b, m in runs:
         ev = P.eval_dir(b, m)
         stage(f"evaluate-{b}-{m}", "evaluate",
@@ -77,7 +78,57 @@ def stages(cfg: dict, cf: str) -> dict:
           f"python workflow_scripts/figure_main.py --table {P.TABLE_MAIN['csv']}"
           f" --png {P.FIGURE_MAIN['png']} --svg {P.FIGURE_MAIN['svg']}",
           [P.TABLE_MAIN["csv"]], None, list(P.FIGURE_MAIN.values()))
+    aux_stages(cfg, conf, stage)
     return out
+
+
+def aux_stages(cfg: dict, conf: str, stage) -> None:
+    """Auxiliary VQA (generate, tune, score), FAST stage 1, Figures 3 and 4."""
+    exps = cfg["experiments"]
+    if P.aux_vlm_jobs(cfg) or P.vqa_eval_jobs(cfg):
+        stage("generate_vqa", "generate_vqa",
+              f"python workflow_scripts/generate_vqa.py {conf} --out {P.VQA_DATA}",
+              [e[s] for _, e in sorted(cfg["vqa"].get("files", {}).items()) for s in ("train", "eval")],
+              P.spec_param_keys(P.vqa_data_spec, cfg), [P.VQA_DATA])
+    for m, v in P.aux_vlm_jobs(cfg):
+        d = P.vlm_dir(m, v)
+        stage(f"finetune_vlm-{m}-{v}", "finetune_vlm",
+              f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+              f" --out {d} --state {P.vlm_state_dir(m, v)}",
+              [P.VQA_DATA], P.spec_param_keys(P.vlm_train_spec, cfg, m, v), [d])
+    for m, v in P.vqa_eval_jobs(cfg):
+        ev, tuned = P.vqa_eval_dir(m, v), [] if v == "base" else [P.vlm_dir(m, v)]
+        stage(f"eval_vqa-{m}-{v}", "eval_vqa",
+              f"python workflow_scripts/eval_vqa.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+              + "".join(f" --weights {t}" for t in tuned) + f" --out {ev}",
+              [P.VQA_DATA, *tuned], P.spec_param_keys(P.vqa_eval_spec, cfg, m, v),
+              [f"{ev}/predictions.jsonl"], metrics=[f"{ev}/metrics.json"])
+    for b, m, s1 in P.stage1_jobs(cfg):
+        d = P.fast_vlm_dir(b, m, s1)
+        stage(f"stage1_fast-{b}-{m}-{s1}", "stage1_fast",
+              f"python workflow_scripts/stage1_fast.py {conf} --benchmark {b} --model {m} --stage1 {s1}"
+              f" --demos {P.demos_dir(b)} --out {d} --state {P.fast_state_dir(b, m, s1)}",
+              [P.demos_dir(b)], P.spec_param_keys(P.stage1_spec, cfg, b, m, s1), [d])
+    if exps.get("aux"):
+        runs = P.aux_runs(cfg)
+        stage("figure_aux", "figure_aux",
+              f"python workflow_scripts/figure_aux.py {conf} --out-csv {P.AUX_TABLE['csv']}"
+              f" --out-md {P.AUX_TABLE['md']} --png {P.FIGURE_AUX['png']} --svg {P.FIGURE_AUX['svg']}",
+              [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs]
+              + [f"{P.vqa_eval_dir(m, a)}/metrics.json" for m in exps["aux"]["models"] for a in P.aux_arms(cfg)],
+              P.spec_param_keys(P.aux_spec, cfg), [*P.AUX_TABLE.values(), *P.FIGURE_AUX.values()])
+    if exps.get("capability"):
+        runs = P.capability_runs(cfg)
+        starts = {P.start_vlm(r) for _, r in runs}
+        x = ([f"{P.vqa_eval_dir(m, v)}/metrics.json" for m, v in P.vqa_eval_jobs(cfg) if (m, v) in starts]
+             if exps["capability"]["x"] == "measured" else [P.GENERAL_SCORES])
+        stage("figure_capability", "figure_capability",
+              f"python workflow_scripts/figure_capability.py {conf} --out-csv {P.CAPABILITY_TABLE['csv']}"
+              f" --out-corr {P.CAPABILITY_CORR} --out-md {P.CAPABILITY_TABLE['md']}"
+              f" --png {P.FIGURE_CAPABILITY['png']} --svg {P.FIGURE_CAPABILITY['svg']}",
+              [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs] + x,
+              P.spec_param_keys(P.capability_spec, cfg),
+              [*P.CAPABILITY_TABLE.values(), P.CAPABILITY_CORR, *P.FIGURE_CAPABILITY.values()])
 
 
 def plots(cfg: dict, stage_defs: dict) -> list:
