@@ -146,15 +146,18 @@ class VQAModel(nn.Module):
                 "groups": groups}
 
     # --- training -----------------------------------------------------------------------
-    def vqa_batch(self, questions: list[str], answers: list[str]):
+    def vqa_batch(self, questions: list[str], answers: list):
         """Token rows prompt+answer, their labels (answer ids + end token; IGNORE on the
         prompt) and prompt lengths. Returns (rows, labels (B,T) right-padded with IGNORE,
-        prefix_lens)."""
+        prefix_lens). An answer may also be pre-tokenised: a sequence of token ids, used
+        as the target as given (it must then hold the end token itself; FAST action
+        tokens, train/action_tokens.py)."""
         if len(questions) != len(answers):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
         bb = self.backbone
         prompts = [bb.vqa_prompt_ids(q) for q in questions]
-        targets = [bb.vqa_answer_ids(a) for a in answers]
+        targets = [bb.vqa_answer_ids(a) if isinstance(a, str) else [int(t) for t in a]
+                   for a in answers]
         rows = [p + t for p, t in zip(prompts, targets)]
         labels = torch.full((len(rows), max(len(r) for r in rows)), IGNORE, dtype=torch.long)
         for i, (p, t) in enumerate(zip(prompts, targets)):
