@@ -3,12 +3,14 @@
 `VQAModel` = a VLM backbone (the very module the VLA uses, `backbone.model`) + `lm_head`
 (hidden -> vocabulary). Its weights are saved under the names of transformers'
 ...ForConditionalGeneration classes: `model.*` (= `backbone.model.*`) and `lm_head.weight`
-(omitted when tied to the input embeddings), so a VLM checkpoint loads straight into a VLA
+(omitted when tied to the input embeddings; Kosmos-2: its own names, the backbone's
+`lm_prefix` / `lm_head_key`), so a VLM checkpoint loads straight into a VLA
 backbone (`init: aux`, see `load_vlm_backbone`); the LM head is then dropped.
 
 Prompt layout: the family's VLA prompt with the question in place of the action question
 (Qwen chat template: user turn = image + question, assistant turn = answer + <|im_end|>;
-PaliGemma: prefix image + BOS + question + "\\n", suffix answer + <eos>). No ActionQuery.
+PaliGemma: prefix image + BOS + question + "\\n", suffix answer + <eos>; the other families
+likewise, see their modules). No ActionQuery.
 
     vqa_loss(frames, questions, answers)  next-token cross-entropy on answer tokens only
                                           (+ the end token); prompt, image and padding
@@ -93,15 +95,17 @@ class VQAModel(nn.Module):
         return self.lm_head.weight is self.backbone.model.get_input_embeddings().weight
 
     def vlm_state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"model.{k}": v for k, v in self.backbone.model.state_dict().items()}
+        bb = self.backbone
+        out = {f"{bb.lm_prefix}{k}": v for k, v in bb.model.state_dict().items()}
         if not self.tied:
-            out["lm_head.weight"] = self.lm_head.weight
+            out[bb.lm_head_key] = self.lm_head.weight
         return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in out.items()}
 
     def load_vlm_state_dict(self, state: dict) -> None:
-        self.backbone.model.load_state_dict(backbone_state(state), strict=True)
+        bb = self.backbone
+        bb.model.load_state_dict(backbone_state(state, bb.lm_prefix, bb.lm_head_key), strict=True)
         if not self.tied:
-            self.lm_head.weight.data.copy_(state["lm_head.weight"])
+            self.lm_head.weight.data.copy_(state[bb.lm_head_key])
 
     def save(self, out_dir, info: dict | None = None) -> dict:
         """Write vlm.safetensors + tokenizer.json + vlm.json into `out_dir` (plain writes;
@@ -232,11 +236,12 @@ def new_lm_head(backbone: VLMBackbone) -> nn.Linear:
     return head
 
 
-def backbone_state(state: dict) -> dict:
-    """`model.*` entries of a VLM checkpoint, renamed to the backbone module's names."""
-    out = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+def backbone_state(state: dict, prefix: str = "model.", head_key: str = "lm_head.weight") -> dict:
+    """`<prefix>*` entries of a VLM checkpoint but the LM head, renamed to the backbone
+    module's names (the backbone family's `lm_prefix` / `lm_head_key`)."""
+    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k != head_key}
     if not out:
-        raise ValueError("not a VLM checkpoint: no `model.*` weights")
+        raise ValueError(f"not a VLM checkpoint: no `{prefix}*` weights")
     return out
 
 
@@ -268,5 +273,6 @@ def load_vlm_backbone(model_cfg: dict) -> VLMBackbone:
     from safetensors.torch import load_file
     vlm_dir = vlm_dir_of(model_cfg)
     _, backbone = _saved_backbone(vlm_dir, model_cfg["backbone"])
-    backbone.model.load_state_dict(backbone_state(load_file(str(vlm_dir / VLM_WEIGHTS))), strict=True)
+    state = backbone_state(load_file(str(vlm_dir / VLM_WEIGHTS)), backbone.lm_prefix, backbone.lm_head_key)
+    backbone.model.load_state_dict(state, strict=True)
     return backbone

@@ -81,11 +81,21 @@ class VLMBackbone(nn.Module):
     # place of the action question, and the answer is the assistant / suffix text.
     supports_vqa = False
     lm_model_cls = None
+    # Where this family's weights sit inside `lm_model_cls`: backbone.model.<k> is
+    # `lm_prefix + k` there and the LM head weight is `lm_head_key` (Kosmos-2 differs).
+    lm_prefix = "model."
+    lm_head_key = "lm_head.weight"
 
     def _no_vqa(self):
         raise NotImplementedError(
             f"backbone family {self.name!r} has no VQA / language-model-head path yet "
-            "(implemented for: qwen2_5_vl, qwen3_vl, paligemma, paligemma2)")
+            "(implemented for: qwen2_5_vl, qwen3_vl, paligemma, paligemma2, kosmos2, llava, "
+            "gemma3, internvl, idefics3)")
+
+    @classmethod
+    def split_lm_model(cls, full: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """(backbone module = `model_cls` instance, LM head) of a loaded `lm_model_cls`."""
+        return full.model, full.lm_head
 
     def vqa_prompt_ids(self, question: str) -> list[int]:
         """Token ids of the VQA prompt (image tokens expanded) up to where the answer starts."""
@@ -269,7 +279,8 @@ class HFBackbone(VLMBackbone):
         tok = Tokenizer.from_file(tokenizer_file(source))
         if tok.get_vocab_size() > full.get_input_embeddings().num_embeddings:
             full.resize_token_embeddings(tok.get_vocab_size())
-        return cls(full.model, tok), full.lm_head
+        model, head = cls.split_lm_model(full)
+        return cls(model, tok), head
 
     @classmethod
     def from_saved(cls, backbone_config: dict, tokenizer_json: str) -> "HFBackbone":
@@ -280,3 +291,56 @@ class HFBackbone(VLMBackbone):
 
     def groups(self):
         return self._split_groups(self.GROUPS)
+
+
+class SplicedImageVQA:
+    """The auxiliary-VQA hooks of the families whose prompt is one chat template holding a
+    single image placeholder token, expanded in place to the image tokens (the families of
+    image_tokens.py: LLaVA, Gemma3, InternVL, Idefics3). Put it before the backbone class in
+    the bases. The family sets:
+
+        VQA_PROMPT     its VLA prompt with "{question}" in place of the action question
+                       (and "{image}" for the placeholder), up to where the answer starts
+        ANSWER_PREFIX  text between the prompt and the answer in the family's chat format
+        END_TOKEN      the token that ends an answer turn
+        IMAGE_MARKERS  tokens around the image, never generated (like the placeholder)
+        image_size     the square side the frames are resized to
+
+    and the backbone provides `tokenizer`, `model`, IMAGE_TOKEN, image_token_id,
+    n_image_tokens, pad_id, `pixel_inputs(frames)` and `extra_inputs(ids, mask)`. The
+    forward is the VLA's (positions over mask==1 tokens) on token ids, without the query.
+    """
+
+    supports_vqa = True
+    VQA_PROMPT = ""
+    ANSWER_PREFIX = ""
+    END_TOKEN = ""
+    IMAGE_MARKERS: tuple = ()
+    image_size: int
+
+    def vqa_prompt_ids(self, question: str) -> list[int]:
+        raw = self.tokenizer.encode(self.VQA_PROMPT.format(image=self.IMAGE_TOKEN, question=question),
+                                    add_special_tokens=False).ids
+        at = raw.index(self.image_token_id)
+        return raw[:at] + [self.image_token_id] * self.n_image_tokens + raw[at + 1:]
+
+    def vqa_answer_ids(self, answer: str) -> list[int]:
+        return self.tokenizer.encode(self.ANSWER_PREFIX + answer, add_special_tokens=False).ids + [self.eos_id]
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.token_to_id(self.END_TOKEN)
+
+    def banned_answer_ids(self) -> list[int]:
+        return [self.image_token_id] + [self.tokenizer.token_to_id(t) for t in self.IMAGE_MARKERS]
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        device = self.model.get_input_embeddings().weight.device
+        frames = as_uint8_frames(frames, self.image_size)
+        if len(rows) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
+        ids, mask = right_pad(rows, self.pad_id, device)
+        pixels = {k: v.to(device) for k, v in self.pixel_inputs(frames).items()}
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                         use_cache=False, **pixels, **self.extra_inputs(ids, mask))
+        return out.last_hidden_state, mask

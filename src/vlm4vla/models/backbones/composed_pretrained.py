@@ -85,6 +85,14 @@ class ComposedVLM(nn.Module):
 class ComposedPretrainedBackbone(VLMBackbone):
     name = "composed_pretrained"
 
+    def _no_vqa(self):
+        raise NotImplementedError(
+            "backbone family 'composed_pretrained' cannot have the auxiliary-VQA / language-model "
+            "head path: its text model is MiniLM, a bidirectional BERT encoder trained for sentence "
+            "embeddings, with no causal language model and no pretrained next-token head, so there "
+            "is nothing to decode answers with (next-token loss on the answer, greedy decoding) and "
+            "no ...ForConditionalGeneration checkpoint to save; use an LM-based family for VQA")
+
     def __init__(self, model: ComposedVLM, tokenizer: Tokenizer):
         super().__init__(model, tokenizer, model.config.hidden_size)
         self.cls_id, self.sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")

@@ -4,19 +4,22 @@ Prompt (Gemma3 chat): "<bos><start_of_turn>user\\n<start_of_image>[64 image toke
 <end_of_image>What action should the robotic arm take to {instruction}<end_of_turn>\\n
 <start_of_turn>model\\n". `token_type_ids` 1 on image tokens -> bidirectional attention
 inside the image, causal elsewhere (Gemma3's rule). Tiny: hidden 64, 2 layers, 4 heads (1 KV).
+Auxiliary VQA (Gemma3ForConditionalGeneration names): the question in place of the action
+question; the answer is the model turn, ended by <end_of_turn>.
 """
 
 from __future__ import annotations
 
-from transformers import Gemma3Config, Gemma3Model
+from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Model
 
-from .base import apply_arch_overrides
+from .base import SplicedImageVQA, apply_arch_overrides
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 
 
-class Gemma3Backbone(ImageTokenBackbone):
+class Gemma3Backbone(SplicedImageVQA, ImageTokenBackbone):
     name = "gemma3"
     config_cls, model_cls = Gemma3Config, Gemma3Model
+    lm_model_cls = Gemma3ForConditionalGeneration
     GROUPS = {"vision": "vision_tower", "projector": "multi_modal_projector",
               "llm": "language_model", "word_embeddings": "language_model.embed_tokens"}
     SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>",
@@ -24,6 +27,10 @@ class Gemma3Backbone(ImageTokenBackbone):
     IMAGE_TOKEN = "<image_soft_token>"
     PROMPT = ("<bos><start_of_turn>user\n<start_of_image>{image}<end_of_image>" + QUESTION
               + "<end_of_turn>\n<start_of_turn>model\n")
+    VQA_PROMPT = PROMPT.replace(QUESTION, "{question}")
+    END_TOKEN = "<end_of_turn>"
+    IMAGE_MARKERS = ("<start_of_image>", "<end_of_image>")
+    image_size = IMAGE_SIZE
 
     @staticmethod
     def count_image_tokens(config) -> int:

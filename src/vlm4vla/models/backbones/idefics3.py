@@ -4,26 +4,33 @@ scale 2, then linear) + Llama LLM. One 224 px image (no tiling): patch 14 -> 16x
 Prompt (SmolVLM chat): "<|im_start|>User:<fake_token_around_image><global-img>[64 <image>]
 <fake_token_around_image>What action should the robotic arm take to {instruction}
 <end_of_utterance>\\nAssistant:". Tiny: hidden 64, 2 layers, 4 heads (2 KV); mean = std = 0.5.
+Auxiliary VQA (Idefics3ForConditionalGeneration names): the question in place of the action
+question; the answer follows "Assistant:" after a space and ends with <end_of_utterance>.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import Idefics3Config, Idefics3Model
+from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Model
 
-from .base import apply_arch_overrides, normalized_pixels
+from .base import SplicedImageVQA, apply_arch_overrides, normalized_pixels
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 
 
-class Idefics3Backbone(ImageTokenBackbone):
+class Idefics3Backbone(SplicedImageVQA, ImageTokenBackbone):
     name = "idefics3"
     config_cls, model_cls = Idefics3Config, Idefics3Model
+    lm_model_cls = Idefics3ForConditionalGeneration
     GROUPS = {"vision": "vision_model", "projector": "connector",
               "llm": "text_model", "word_embeddings": "text_model.embed_tokens"}
     SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>",
                       "<global-img>", "<image>", "<pad>"]
     PROMPT = ("<|im_start|>User:<fake_token_around_image><global-img>{image}<fake_token_around_image>"
               + QUESTION + "<end_of_utterance>\nAssistant:")
+    VQA_PROMPT = PROMPT.replace(QUESTION, "{question}")
+    ANSWER_PREFIX, END_TOKEN = " ", "<end_of_utterance>"
+    IMAGE_MARKERS = ("<fake_token_around_image>", "<global-img>")
+    image_size = IMAGE_SIZE
 
     @staticmethod
     def count_image_tokens(config) -> int:

@@ -3,25 +3,32 @@ MLP projector + Qwen2 LLM. 224 px / patch 14 -> 16x16 patches -> pixel shuffle -
 tokens. Prompt (InternVL chat on Qwen2's template): "<|im_start|>user\\n<img>[64
 <IMG_CONTEXT>]</img>\\nWhat action should the robotic arm take to {instruction}<|im_end|>\\n
 <|im_start|>assistant\\n". ImageNet statistics. Tiny: hidden 64, 2 layers, 4 heads (2 KV).
+Auxiliary VQA (InternVLForConditionalGeneration names): the question in place of the action
+question; the answer is the assistant turn, ended by <|im_end|>.
 """
 
 from __future__ import annotations
 
-from transformers import InternVLConfig, InternVLModel
+from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLModel
 
-from .base import apply_arch_overrides
+from .base import SplicedImageVQA, apply_arch_overrides
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 
 
-class InternVLBackbone(ImageTokenBackbone):
+class InternVLBackbone(SplicedImageVQA, ImageTokenBackbone):
     name = "internvl"
     config_cls, model_cls = InternVLConfig, InternVLModel
+    lm_model_cls = InternVLForConditionalGeneration
     GROUPS = {"vision": "vision_tower", "projector": "multi_modal_projector",
               "llm": "language_model", "word_embeddings": "language_model.embed_tokens"}
     SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"]
     IMAGE_TOKEN = "<IMG_CONTEXT>"
     PAD_TOKEN = "<|endoftext|>"
     PROMPT = "<|im_start|>user\n<img>{image}</img>\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"
+    VQA_PROMPT = PROMPT.replace(QUESTION, "{question}")
+    END_TOKEN = "<|im_end|>"
+    IMAGE_MARKERS = ("<img>", "</img>")
+    image_size = IMAGE_SIZE
     image_mean, image_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
     @staticmethod

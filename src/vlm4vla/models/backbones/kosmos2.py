@@ -8,15 +8,21 @@ Prompt (grounding-style, as Kosmos-2's processor builds it): <s> <image> [64 ima
 positions offset by the pad id; they are passed explicitly over mask==1 tokens so padding
 never moves the query. Tiny default: hidden 64, 2 layers, 4 heads; ViT of the same
 width/depth, 224 px / patch 14; CLIP image statistics.
+
+Auxiliary VQA: the same layout with the question in place of the instruction; the answer
+follows as text (" " + answer, as the next words of the grounded text) and ends with </s>.
+Kosmos2ForConditionalGeneration has no `.model`: its parts keep Kosmos2Model's names
+(`text_model.model.*`, `vision_model.*`, `image_to_text_projection.*`) and the LM head is
+`text_model.lm_head` (tied to the word embeddings in released checkpoints).
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import Kosmos2Config, Kosmos2Model
+from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Model
 
-from .base import (HFBackbone, apply_arch_overrides, frames_for, normalized_pixels,
-                   put_query_last, right_pad_with_query)
+from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
+                   put_query_last, right_pad, right_pad_with_query)
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
@@ -31,6 +37,10 @@ class Kosmos2Backbone(HFBackbone):
     SPECIAL_TOKENS = SPECIAL_TOKENS
     name = "kosmos2"
     config_cls, model_cls = Kosmos2Config, Kosmos2Model
+    lm_model_cls = Kosmos2ForConditionalGeneration
+    supports_vqa = True
+    lm_prefix, lm_head_key = "", "text_model.lm_head.weight"
+    ANSWER_PREFIX = " "
     GROUPS = {"vision": "vision_model", "projector": "image_to_text_projection",
               "llm": "text_model", "word_embeddings": "text_model.model.embed_tokens"}
 
@@ -41,6 +51,7 @@ class Kosmos2Backbone(HFBackbone):
         self.n_image_tokens = cfg.latent_query_num
         ids = {t: tokenizer.token_to_id(t) for t in ("<s>", "<image>", "</image>", "<grounding>")}
         self.boi, self.eoi, self.bos, self.grounding = ids["<image>"], ids["</image>"], ids["<s>"], ids["<grounding>"]
+        self.image_token_id = self.boi  # the slot ids (never embedded: the latents replace them)
         self._prompt_cache: dict[str, list[int]] = {}
 
     @classmethod
@@ -60,26 +71,69 @@ class Kosmos2Backbone(HFBackbone):
                   "patch_size": 14}
         return Kosmos2Config(text_config=text, vision_config=vision, latent_query_num=a["latent_query_num"])
 
-    def prompt_ids(self, instruction: str) -> tuple[list[int], int]:
+    def _layout(self, text: str) -> list[int]:
+        """<s> <image> [image slots] </image> <grounding> + " " + text."""
+        return ([self.bos, self.boi] + [self.boi] * self.n_image_tokens + [self.eoi, self.grounding]
+                + self.tokenizer.encode(" " + text, add_special_tokens=False).ids)
+
+    def prompt_ids(self, instruction: str) -> list[int]:
         ids = self._prompt_cache.get(instruction)
         if ids is None:
-            text = self.tokenizer.encode(" " + instruction, add_special_tokens=False).ids
-            ids = ([self.bos, self.boi] + [self.boi] * self.n_image_tokens
-                   + [self.eoi, self.grounding] + text)
+            ids = self._layout(instruction)
             self._prompt_cache[instruction] = ids
         return ids
+
+    def _image_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        image_mask = torch.zeros_like(mask)
+        image_mask[:, 2:2 + self.n_image_tokens] = 1
+        return image_mask
 
     def encode(self, frames, instructions, query):
         device = query.device
         frames = frames_for(frames, instructions, IMAGE_SIZE)
         pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
-        image_mask = torch.zeros_like(mask)
-        image_mask[:, 2:2 + self.n_image_tokens] = 1
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
         # Kosmos-2's own rule (create_position_ids_from_input_ids), over mask==1 tokens.
         position_ids = mask.cumsum(-1) * mask + self.pad_id
         out = self.model(inputs_embeds=embeds, attention_mask=mask, pixel_values=pixel_values,
-                         image_embeds_position_mask=image_mask, position_ids=position_ids,
+                         image_embeds_position_mask=self._image_mask(mask), position_ids=position_ids,
                          use_cache=False)
+        return out.last_hidden_state, mask
+
+    # --- language-model path (auxiliary VQA) -------------------------------------------
+    @classmethod
+    def split_lm_model(cls, full):
+        """Kosmos2Model around the parts of a Kosmos2ForConditionalGeneration (shared, not
+        copied, so a tied head stays tied); built on the meta device, then filled."""
+        with torch.device("meta"):
+            model = Kosmos2Model(full.config)
+        model.text_model.model = full.text_model.model
+        model.vision_model = full.vision_model
+        model.image_to_text_projection = full.image_to_text_projection
+        return model, full.text_model.lm_head
+
+    def vqa_prompt_ids(self, question: str) -> list[int]:
+        return self._layout(question)
+
+    def vqa_answer_ids(self, answer: str) -> list[int]:
+        return self.tokenizer.encode(self.ANSWER_PREFIX + answer, add_special_tokens=False).ids + [self.eos_id]
+
+    @property
+    def eos_id(self) -> int:
+        return self.model.config.text_config.eos_token_id
+
+    def banned_answer_ids(self) -> list[int]:
+        return [self.boi, self.eoi, self.bos, self.grounding]
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        device = self.model.get_input_embeddings().weight.device
+        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        if len(rows) != frames.shape[0]:
+            raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
+        pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)
+        ids, mask = right_pad(rows, self.pad_id, device)
+        out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values,
+                         image_embeds_position_mask=self._image_mask(mask),
+                         position_ids=mask.cumsum(-1) * mask + self.pad_id, use_cache=False)
         return out.last_hidden_state, mask

@@ -2,24 +2,29 @@
 layer, CLS dropped) + 2-layer GELU MLP projector + Llama LLM. 224 px / patch 14 -> 256
 image tokens. Prompt: "<s>USER: <image>\\nWhat action should the robotic arm take to
 {instruction} ASSISTANT:". Tiny: hidden 64, 2 layers, 4 heads (2 KV); CLIP image statistics.
+Auxiliary VQA (LlavaForConditionalGeneration names): the question in place of the action
+question; the answer follows "ASSISTANT:" after a space and ends with </s> (LLaVA-1.5).
 """
 
 from __future__ import annotations
 
-from transformers import LlavaConfig, LlavaModel
+from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaModel
 
-from .base import apply_arch_overrides
+from .base import SplicedImageVQA, apply_arch_overrides
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 
 
-class LlavaBackbone(ImageTokenBackbone):
+class LlavaBackbone(SplicedImageVQA, ImageTokenBackbone):
     name = "llava"
     config_cls, model_cls = LlavaConfig, LlavaModel
+    lm_model_cls = LlavaForConditionalGeneration
     GROUPS = {"vision": "vision_tower", "projector": "multi_modal_projector",
               "llm": "language_model", "word_embeddings": "language_model.embed_tokens"}
     SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<image>", "<pad>"]
     PROMPT = "<s>USER: {image}\n" + QUESTION + " ASSISTANT:"
+    VQA_PROMPT, ANSWER_PREFIX, END_TOKEN = PROMPT.replace(QUESTION, "{question}"), " ", "</s>"
+    image_size = IMAGE_SIZE
     image_mean, image_std = CLIP_MEAN, CLIP_STD
 
     @staticmethod
