@@ -4,14 +4,31 @@ The policy sees only what the paper's policy sees: one upright third-person fram
 instruction. It predicts a chunk of actions; the first eval_cfg["execute_chunk"] of them run
 open-loop, then a new frame is rendered (frames nobody looks at are never rendered).
 
+Episodes run in inference batches: the episodes of one task, in index order, are cut into
+fixed groups of eval_cfg["batch_envs"] (the last one may be smaller). A worker steps the
+group's environments in lock-step and makes one batched policy call per chunk for every
+environment still running (all of them need a new frame at the same step); an episode that
+ends (success, the simulator's own termination or max_steps) leaves the batch, so later
+calls are smaller. A batch is the unit of work handed to a worker.
+
 Reproducibility is the design constraint: results must be byte-identical across runs and
 across worker counts. Hence
 - every episode's initial state comes from its own seed (task_seed(seed, task,
   eval_seed_offset + i)), never from a worker's history; environments reset completely;
-- the policy is called with batch size 1, always: batching episodes together would make
-  floating-point results depend on which episodes happen to share a batch;
+- which episodes share an inference batch is a pure function of the config (batch_envs,
+  tasks, episodes per task), never of the worker count or of scheduling: floating-point
+  results of a batched forward may depend on the batch's size and content, so the same
+  episodes must always meet in the same batch. The batch's composition at every call then
+  follows deterministically from the episodes' own outcomes;
 - torch runs one thread per worker (in-process too): CPU kernels may sum in a different
   order with a different thread count;
+- a crash (of an environment or of the policy) re-runs the whole batch once with fresh
+  environments, so a retried episode shares its policy calls with its own batch-mates
+  again, never with a smaller ad-hoc group; the crashed episodes take the retry's outcome,
+  and those that crash again are recorded with their error (steps 0), never dropped. A
+  policy call that raises counts as a crash of every episode in that call;
+- policies with internal state (a `reset()` method) are reset at the start of every batch
+  and see its frames in episode order;
 - outputs are sorted by (task, episode) and written with sorted keys, no times or paths.
 Output files are written to a temporary name and renamed, episodes.jsonl first and
 summary.json ("complete": true) last, so a crashed run is never taken for a finished one.
@@ -35,7 +52,8 @@ from vlm4vla.data.demos import check_heldout, task_seed
 from vlm4vla.eval.metrics import summarise
 from vlm4vla.sim.registry import get_benchmark
 
-MAX_CACHED_ENVS = 4  # envs kept per worker (episodes arrive grouped by task, so few needed)
+DEFAULT_BATCH_ENVS = 4  # as config/schema.yaml's evaluate.batch_envs default
+MAX_CACHED_ENVS = 4  # envs kept per worker, at least one batch's (batches come grouped by task)
 
 
 class FatalEvalError(RuntimeError):
@@ -49,30 +67,97 @@ def eval_jobs(bench_cfg: dict, seed: int) -> list[dict]:
             for t in sorted(bench_cfg["tasks"]) for i in range(n)]
 
 
-def run_episode(env, policy, instruction: str, seed: int, max_steps: int,
-                execute_chunk: int, frames: list | None = None) -> tuple[bool, int]:
-    """One closed-loop episode; returns (success, env steps taken). If `frames` is a list,
-    every observation the policy saw is appended to it (for videos)."""
-    env.reset(seed)
-    if hasattr(policy, "reset"):  # policies with internal state start every episode fresh
+def batch_envs(eval_cfg: dict) -> int:
+    """evaluate.batch_envs (default DEFAULT_BATCH_ENVS), checked."""
+    n = eval_cfg.get("batch_envs", DEFAULT_BATCH_ENVS)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FatalEvalError(f"evaluate.batch_envs={n!r} must be an integer >= 1")
+    return n
+
+
+def eval_batches(bench_cfg: dict, eval_cfg: dict, seed: int) -> list[list[dict]]:
+    """eval_jobs cut into inference batches: per task, episodes [0, B), [B, 2B), ... with
+    B = eval_cfg["batch_envs"]. A pure function of the config (see the module docstring)."""
+    size = batch_envs(eval_cfg)
+    batches: list[list[dict]] = []
+    for job in eval_jobs(bench_cfg, seed):
+        if job["episode"] % size == 0:
+            batches.append([])
+        batches[-1].append(job)
+    return batches
+
+
+class _Episode:
+    """One episode of a batch being run: its env slot, progress and outcome."""
+
+    def __init__(self, job: dict, slot: int, record_frames: bool):
+        self.job, self.slot = job, slot
+        self.steps, self.success, self.error = 0, False, None
+        self.frames: list | None = [] if record_frames else None
+
+    def crash(self, e: Exception) -> None:
+        self.error = f"{type(e).__name__}: {e}"
+
+
+def run_batch(envs: list, policy, instruction: str, jobs: list[dict], max_steps: int,
+              execute_chunk: int, videos: int = 0) -> list[_Episode]:
+    """Run the episodes `jobs` (one task) in lock-step, envs[i] running jobs[i]; one
+    batched policy call per chunk over the episodes still running. Returns one _Episode per
+    job (success, steps, error; `frames`: the observations of episodes with index <
+    `videos`). Crashes are caught per episode (a raising policy call: every episode in it)."""
+    if hasattr(policy, "reset"):  # policies with internal state start every batch fresh
         policy.reset()
-    steps = 0
-    while steps < max_steps:
-        frame = env.render()
-        if frames is not None:
+    episodes = [_Episode(job, i, job["episode"] < videos) for i, job in enumerate(jobs)]
+    running = []
+    for ep in episodes:
+        try:
+            envs[ep.slot].reset(ep.job["seed"])
+            if max_steps > 0:
+                running.append(ep)
+        except Exception as e:  # noqa: BLE001 - recorded per episode
+            ep.crash(e)
+    while running:
+        observed, frames = [], []
+        for ep in running:
+            try:
+                frame = envs[ep.slot].render()
+            except Exception as e:  # noqa: BLE001
+                ep.crash(e)
+                continue
+            if ep.frames is not None:
+                ep.frames.append(frame)
+            observed.append(ep)
             frames.append(frame)
-        chunk = np.asarray(policy.act(frame[None], [instruction]))
-        if chunk.shape != (1, policy.chunk, 7) or not np.all(np.isfinite(chunk)):
-            raise ValueError(f"policy.act returned shape {chunk.shape} (want (1, "
-                             f"{policy.chunk}, 7)) or non-finite values")
-        for action in chunk[0, :execute_chunk]:
-            result = env.step(action)
-            steps += 1
-            if result.success:
-                return True, steps
-            if result.done or steps >= max_steps:
-                return False, steps
-    return False, steps
+        if not observed:
+            break
+        try:
+            chunk = np.asarray(policy.act(np.stack(frames), [instruction] * len(frames)))
+            if chunk.shape != (len(frames), policy.chunk, 7):
+                raise ValueError(f"policy.act returned shape {chunk.shape} (want "
+                                 f"({len(frames)}, {policy.chunk}, 7))")
+        except Exception as e:  # noqa: BLE001 - which episode is to blame is unknown
+            for ep in observed:
+                ep.crash(e)
+            break
+        running = []
+        for ep, actions in zip(observed, chunk):
+            if not np.all(np.isfinite(actions)):
+                ep.crash(ValueError("policy.act returned non-finite values"))
+                continue
+            try:
+                for action in actions[:execute_chunk]:
+                    result = envs[ep.slot].step(action)
+                    ep.steps += 1
+                    if result.success:
+                        ep.success = True
+                        break
+                    if result.done or ep.steps >= max_steps:
+                        break
+                else:
+                    running.append(ep)  # chunk done, episode goes on: needs a new frame
+            except Exception as e:  # noqa: BLE001
+                ep.crash(e)
+    return episodes
 
 
 @contextmanager
@@ -91,12 +176,16 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-class _Runner:
-    """Per-process state: one policy, the benchmark, and a few cached environments."""
+class Runner:
+    """One worker's state: one policy (built once, before any episode), the benchmark, and
+    cached environments (one batch's worth per task, a few tasks). run(batch) -> records.
+    Used by evaluate() in-process or in each worker process (and by
+    benchmarks/rollout_throughput.py)."""
 
     def __init__(self, policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None):
+        self.batch_envs = batch_envs(eval_cfg)
         self.policy = policy_factory()
-        self.videos = int(eval_cfg.get("videos_per_task", 0))
+        self.videos = int(eval_cfg.get("videos_per_task", 0)) if video_dir is not None else 0
         self.video_dir = Path(video_dir) if video_dir is not None else None
         self.bench = get_benchmark(bench_cfg["plugin"])
         self.size = int(bench_cfg["image_size"])
@@ -105,52 +194,78 @@ class _Runner:
         if not 1 <= self.execute_chunk <= int(self.policy.chunk):
             raise FatalEvalError(f"evaluate.execute_chunk={self.execute_chunk} must be in "
                                  f"[1, policy chunk {self.policy.chunk}]")
-        self.envs: OrderedDict = OrderedDict()
+        self.max_cached = max(MAX_CACHED_ENVS, self.batch_envs)
+        self.envs: OrderedDict[str, list] = OrderedDict()  # task -> env slots (None: dropped)
 
-    def _env(self, task: str):
-        if task in self.envs:
-            self.envs.move_to_end(task)
-        else:
-            if len(self.envs) >= MAX_CACHED_ENVS:
-                self.envs.popitem(last=False)[1].close()
-            self.envs[task] = self.bench.make_env(task, self.size)
-        return self.envs[task]
+    def envs_for(self, task: str, n: int) -> list:
+        """n environments of `task` (built on first use, reused across batches)."""
+        slots = self.envs.pop(task, [])
+        self.envs[task] = slots  # most recently used last
+        slots.extend([None] * (n - len(slots)))
+        for i in range(n):
+            if slots[i] is None:
+                slots[i] = self.bench.make_env(task, self.size)
+        while sum(len(v) for v in self.envs.values()) > self.max_cached and len(self.envs) > 1:
+            for env in self.envs.popitem(last=False)[1]:
+                _close(env)
+        return slots[:n]
 
-    def _drop_env(self, task: str) -> None:
-        env = self.envs.pop(task, None)
-        if env is not None:
-            try:
-                env.close()
-            except Exception:
-                pass
+    def _drop_env(self, task: str, slot: int) -> None:
+        slots = self.envs.get(task, [])
+        if slot < len(slots) and slots[slot] is not None:
+            _close(slots[slot])
+            slots[slot] = None
 
-    def run(self, job: dict) -> dict:
-        """Run one episode, retrying once on a crash (with a fresh env, in case the crash
-        left it broken); a second crash is recorded with its error, never dropped."""
-        error = None
-        for _attempt in range(2):
-            frames = [] if self.video_dir is not None and job["episode"] < self.videos else None
-            try:
-                success, steps = run_episode(self._env(job["task"]), self.policy,
-                                             self.bench.instruction(job["task"]), job["seed"],
-                                             self.max_steps, self.execute_chunk, frames)
-                if frames:
-                    save_gif(frames, self.video_dir / f"{job['task'].replace('/', '_')}"
-                                                      f"_ep{job['episode']:03d}.gif")
-                return {**job, "success": success, "steps": steps, "error": None}
-            except FatalEvalError:
-                raise
-            except Exception as e:  # noqa: BLE001 - any crash is recorded, not fatal
-                error = f"{type(e).__name__}: {e}"
-                self._drop_env(job["task"])
-        return {**job, "success": False, "steps": 0, "error": error}
+    def _attempt(self, batch: list[dict]) -> list[_Episode]:
+        task = batch[0]["task"]
+        try:
+            envs = self.envs_for(task, len(batch))
+        except Exception as e:  # noqa: BLE001 - an env that cannot be built is a crash too
+            episodes = [_Episode(job, i, False) for i, job in enumerate(batch)]
+            for ep in episodes:
+                ep.crash(e)
+            return episodes
+        episodes = run_batch(envs, self.policy, self.bench.instruction(task), batch,
+                             self.max_steps, self.execute_chunk, self.videos)
+        for ep in episodes:
+            if ep.error is not None:  # the crash may have left the env broken
+                self._drop_env(task, ep.slot)
+        return episodes
+
+    def run(self, batch: list[dict]) -> list[dict]:
+        """Run one batch (episodes of one task). If any episode crashes, the whole batch
+        runs again with fresh envs for the crashed ones - the same batch-mates as without
+        the crash - and the crashed episodes take the retry's outcome; a second crash is
+        recorded with its error, never dropped."""
+        first = self._attempt(batch)
+        final = first
+        if any(ep.error is not None for ep in first):
+            retry = self._attempt(batch)
+            final = [r if f.error is not None else f for f, r in zip(first, retry)]
+        records = []
+        for ep in final:
+            if ep.error is None and ep.frames:
+                save_gif(ep.frames, self.video_dir / f"{ep.job['task'].replace('/', '_')}"
+                                                     f"_ep{ep.job['episode']:03d}.gif")
+            records.append({**ep.job, "success": ep.success if ep.error is None else False,
+                            "steps": ep.steps if ep.error is None else 0, "error": ep.error})
+        return records
 
     def close(self) -> None:
         for task in list(self.envs):
-            self._drop_env(task)
+            for env in self.envs.pop(task):
+                _close(env)
 
 
-_RUNNER: _Runner | None = None  # the worker process's runner
+def _close(env) -> None:
+    if env is not None:
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 - a broken env may fail to close; nothing to keep
+            pass
+
+
+_RUNNER: Runner | None = None  # the worker process's runner
 
 
 def _die_with_parent() -> None:
@@ -174,13 +289,13 @@ def _worker_init(policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None
         torch.set_num_threads(1)
     except ImportError:
         pass
-    _RUNNER = _Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
+    _RUNNER = Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
     # Close the GL contexts before the worker exits (pool workers skip atexit handlers).
     multiprocessing.util.Finalize(None, _RUNNER.close, exitpriority=10)
 
 
-def _worker_run(job: dict) -> dict:
-    return _RUNNER.run(job)
+def _worker_run(batch: list[dict]) -> list[dict]:
+    return _RUNNER.run(batch)
 
 
 def save_gif(frames: list, path: Path, fps: int = 10) -> None:
@@ -216,19 +331,19 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)  # "finished" only once rewritten
     check_heldout(get_benchmark(bench_cfg["plugin"]), bench_cfg, seed)
-    jobs = eval_jobs(bench_cfg, seed)
+    batches = eval_batches(bench_cfg, eval_cfg, seed)
     # Videos (GIF of the frames the policy saw, first N episodes per task): for people to
     # look at, not results - they are not among the rule's declared outputs.
     video_dir = out_dir / "videos" if int(eval_cfg.get("videos_per_task", 0)) > 0 else None
     if video_dir is not None:
         video_dir.mkdir(exist_ok=True)
-    workers = max(1, min(int(workers), len(jobs)))
+    workers = max(1, min(int(workers), len(batches)))
 
     if workers == 1:
         with _torch_threads(1):
-            runner = _Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
+            runner = Runner(policy_factory, bench_cfg, eval_cfg, video_dir)
             try:
-                records = [runner.run(job) for job in jobs]
+                records = [r for batch in batches for r in runner.run(batch)]
             finally:
                 runner.close()
     else:
@@ -237,7 +352,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                  initializer=_worker_init,
                                  initargs=(policy_factory, bench_cfg, eval_cfg, video_dir)) as pool:
-            records = list(pool.map(_worker_run, jobs, chunksize=1))
+            records = [r for rs in pool.map(_worker_run, batches, chunksize=1) for r in rs]
 
     records.sort(key=lambda r: (r["task"], r["episode"]))
     lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
@@ -246,6 +361,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
                "episodes_per_task": int(bench_cfg["eval_episodes_per_task"]),
                "max_steps": int(bench_cfg["max_steps"]),
                "execute_chunk": int(eval_cfg["execute_chunk"]),
+               "batch_envs": batch_envs(eval_cfg),
                **summarise(records), "complete": True}
     _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
