@@ -112,9 +112,12 @@ def test_paper_scale_dry_run_lists_the_whole_graph(tmp_path):
                           cwd=work, env=workflow_env(work), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    # 10 backbones on LIBERO-10, + 2 frozen variants x 3 ablation models, + 1 scratch twin
-    assert counts["finetune_vla"] == counts["evaluate"] == 10 + 6 + 1
-    assert counts["prepare_demos"] == 1
+    # 10 backbones on LIBERO-10, + 2 frozen variants x 3 ablation models, + 1 scratch twin,
+    # + aux: (base + 3 tasks) x 3 seeds minus the main run, + Table 4: 6 cells minus the 2
+    # the ablation already has (plain and freeze_vision)
+    assert counts["finetune_vla"] == counts["evaluate"] == 10 + 6 + 1 + 11 + 4
+    assert counts["prepare_demos"] == 1 and counts["generate_vqa"] == 1
+    assert counts["finetune_vlm"] == 3 and counts["eval_vqa"] == 4 and counts["stage1_fast"] == 2
 
 
 def test_paper_scale_job_without_data_fails_clearly(tmp_path):
@@ -126,3 +129,14 @@ def test_paper_scale_job_without_data_fails_clearly(tmp_path):
     assert proc.returncode == 2
     assert "data/libero/libero_10: no *.hdf5 files there" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "demos").exists()
+
+
+def test_paper_scale_vqa_without_files_fails_clearly(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "workflow_scripts" / "generate_vqa.py"),
+                           "--configfile", str(REPO / "config" / "config.yaml"),
+                           "--configfile", str(REPO / "config" / "paper.yaml"),
+                           "--out", str(tmp_path / "vqa")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "config key 'vqa.files." in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "vqa").exists()
