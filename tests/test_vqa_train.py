@@ -265,12 +265,15 @@ def family_runs(small_store, tmp_path_factory):
 
 @pytest.mark.parametrize("family", NEW_FAMILIES)
 def test_family_aux_finetuning_raises_train_accuracy(family, family_runs):
-    _, before, after = family_runs(family)
+    vlm_dir, before, after = family_runs(family)
     assert before["n"] == after["n"] == 32
     # 4 colours, one question: an image-blind answer scores at most 0.25; after a few dozen
     # steps every family reads the colour off the pixels for at least half of the records
-    # (Kosmos-2, with dropout 0.1 in its text model, tells yellow/green from red/blue first).
-    assert before["exact_match"] <= 0.25 and after["exact_match"] >= 0.5, (before, after)
+    # (Kosmos-2, with dropout 0.1 in its text model, tells yellow/green from red/blue first;
+    # measured: 0.5 to 1.0 depending on the family, 0.0 before).
+    assert before["exact_match"] <= 0.25 and after["exact_match"] >= 0.4, (before, after)
+    log = [json.loads(line)["loss"] for line in (vlm_dir / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1] < 0.25 * log[0], log
 
 
 @pytest.mark.parametrize("family", NEW_FAMILIES)
@@ -318,3 +321,35 @@ def test_family_train_vqa_is_deterministic(family, small_store, tmp_path):
         outs.append(out)
     for f in FILES:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+
+
+@pytest.mark.parametrize("family", NEW_FAMILIES)
+def test_kv_cache_decoding_gives_the_same_answers(family, family_runs, small_store, monkeypatch):
+    m = VQAModel.build({"backbone": family, "init": "scratch"}, seed=1)
+    bb = m.backbone
+    x = frames(3, seed=5)
+    qs = ["What color is the puck?", "In the image, is the puck to the left of the goal marker?", "Open?"]
+    full = m.answer(x, qs, 8)
+    assert m.answer(x, qs, 8, use_cache=True) == full  # untrained: 8 tokens, right padding
+    assert [m.answer(x[i:i + 1], qs[i:i + 1], 8, use_cache=True)[0] for i in range(3)] == full
+    # the tuned VLM: answers that end at the end token
+    tuned = VQAModel.load(family_runs(family)[0]).eval()
+    bb = tuned.backbone
+    recs = vqa_train.VQAStore(small_store).records(split="train")[:8]  # 2 of each colour
+    x, qs = np.stack([r.image for r in recs]), [r.question for r in recs]
+    assert tuned.answer(x, qs, 3, use_cache=True) == tuned.answer(x, qs, 3)
+    # rows that end at different steps leave the batch and the cache: make the first
+    # answer token of row 0 the end token (the tuned model answers >= 2 different colours,
+    # so some rows end at once and the others go on)
+    banned = torch.tensor(bb.banned_answer_ids())
+    ids = tuned._greedy_on_cache(torch.from_numpy(x), [bb.vqa_prompt_ids(q) for q in qs], 3, banned)
+    monkeypatch.setattr(type(bb), "eos_id", property(lambda self: ids[0][0]))
+    ended = tuned.answer(x, qs, 3)
+    assert "" in ended and any(ended), ended
+    assert tuned.answer(x, qs, 3, use_cache=True) == ended
+
+
+def test_kv_cache_decoding_is_refused_where_not_implemented():
+    m = VQAModel.build({"backbone": "paligemma", "init": "scratch"}, seed=0)
+    with pytest.raises(NotImplementedError, match="paligemma.*KV-cache"):
+        m.answer(frames(1), ["What color is the puck?"], 2, use_cache=True)

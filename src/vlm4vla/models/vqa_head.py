@@ -21,6 +21,8 @@ likewise, see their modules). No ActionQuery.
 
 Decoding re-runs the full forward (vision included) per new token, without a KV cache:
 simple and exactly padding-independent, fine for short answers and tiny/small models.
+`answer(..., use_cache=True)` (families with `supports_kv_cache`) runs the prompt once and
+then one token per row on the transformers KV cache: the same greedy answers (tested).
 """
 
 from __future__ import annotations
@@ -187,10 +189,12 @@ class VQAModel(nn.Module):
 
     # --- inference ----------------------------------------------------------------------
     @torch.no_grad()
-    def answer(self, frames, questions: list[str], max_new_tokens: int = 32) -> list[str]:
+    def answer(self, frames, questions: list[str], max_new_tokens: int = 32,
+               use_cache: bool = False) -> list[str]:
         """Greedy answers (argmax, first index on ties). Rows are right-padded and each is
         read at its own last token; a row leaves the batch at its end token, so its answer
-        does not depend on the other rows (up to float round-off)."""
+        does not depend on the other rows (up to float round-off). use_cache: decode on the
+        KV cache (backbone.supports_kv_cache) instead of re-running the full forward."""
         import numpy as np
 
         bb = self.backbone
@@ -203,28 +207,69 @@ class VQAModel(nn.Module):
         generated: list[list[int]] = [[] for _ in questions]
         active = list(range(len(questions)))
         banned = torch.tensor(sorted(set(bb.banned_answer_ids())), dtype=torch.long)
+        if use_cache and not getattr(bb, "supports_kv_cache", False):
+            raise NotImplementedError(f"backbone family {bb.name!r} has no KV-cache decoding; "
+                                      "decode with use_cache=False")
         was_training = self.training
         self.eval()
         try:
-            for _ in range(int(max_new_tokens)):
-                if not active:
-                    break
-                rows = [prompts[i] + generated[i] for i in active]
-                hidden, _ = bb.lm_hidden(frames[active], rows, [len(prompts[i]) for i in active])
-                last = torch.tensor([len(r) - 1 for r in rows], device=hidden.device)
-                logits = self.logits_at(hidden[torch.arange(len(rows), device=hidden.device), last])
-                logits[:, banned.to(logits.device)] = float("-inf")
-                nxt = logits.argmax(-1).tolist()
-                still = []
-                for i, tok in zip(active, nxt):
-                    if tok == bb.eos_id:
-                        continue
-                    generated[i].append(tok)
-                    still.append(i)
-                active = still
+            if use_cache:
+                generated = self._greedy_on_cache(frames, prompts, int(max_new_tokens), banned)
+            else:
+                for _ in range(int(max_new_tokens)):
+                    if not active:
+                        break
+                    rows = [prompts[i] + generated[i] for i in active]
+                    hidden, _ = bb.lm_hidden(frames[active], rows, [len(prompts[i]) for i in active])
+                    last = torch.tensor([len(r) - 1 for r in rows], device=hidden.device)
+                    nxt = self._greedy_pick(hidden[torch.arange(len(rows), device=hidden.device), last],
+                                            banned)
+                    still = []
+                    for i, tok in zip(active, nxt):
+                        if tok == bb.eos_id:
+                            continue
+                        generated[i].append(tok)
+                        still.append(i)
+                    active = still
         finally:
             self.train(was_training)
         return [bb.tokenizer.decode(g, skip_special_tokens=True).strip() for g in generated]
+
+    def _greedy_pick(self, hidden: torch.Tensor, banned: torch.Tensor) -> list[int]:
+        logits = self.logits_at(hidden)
+        logits[:, banned.to(logits.device)] = float("-inf")
+        return logits.argmax(-1).tolist()
+
+    def _greedy_on_cache(self, frames, prompts: list[list[int]], max_new_tokens: int,
+                         banned: torch.Tensor) -> list[list[int]]:
+        """answer()'s loop on the KV cache: one prefill of the right-padded prompts, then one
+        token per active row; finished rows leave the batch (and the cache)."""
+        bb = self.backbone
+        generated: list[list[int]] = [[] for _ in prompts]
+        if max_new_tokens <= 0:
+            return generated
+        hidden, mask, cache = bb.lm_prefill(frames, prompts, [len(p) for p in prompts])
+        device = hidden.device
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        last = hidden[torch.arange(len(prompts), device=device), lengths - 1]
+        active = list(range(len(prompts)))
+        for step in range(max_new_tokens):
+            nxt = self._greedy_pick(last, banned)
+            keep = [j for j, tok in enumerate(nxt) if tok != bb.eos_id]
+            for j in keep:
+                generated[active[j]].append(nxt[j])
+            if not keep or step == max_new_tokens - 1:
+                break
+            if len(keep) < len(active):
+                sel = torch.tensor(keep, device=device)
+                cache.batch_select_indices(sel)
+                mask, lengths = mask[sel], lengths[sel]
+                active = [active[j] for j in keep]
+            ids = torch.tensor([[nxt[j]] for j in keep], dtype=torch.long, device=device)
+            mask = torch.cat([mask, mask.new_ones(len(keep), 1)], dim=1)
+            last = bb.lm_step(ids, mask, lengths, cache)[:, -1]
+            lengths = lengths + 1
+        return generated
 
 
 def new_lm_head(backbone: VLMBackbone) -> nn.Linear:

@@ -120,6 +120,24 @@ class VLMBackbone(nn.Module):
         (each = vqa_prompt_ids + answer tokens so far); prefix_lens[i] = len(prompt of row i)."""
         self._no_vqa()
 
+    # Optional KV-cache decoding (VQAModel.answer(use_cache=True)). The prompt rows stay
+    # right-padded; each new token is appended after the padded block (mask 1) at its row's
+    # own position, so a row sees exactly what the no-cache forward of its tokens sees.
+    supports_kv_cache = False
+
+    def lm_prefill(self, frames, rows: list[list[int]],
+                   prefix_lens: list[int]) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """As lm_hidden, and the transformers KV cache of these rows: (hidden, mask, cache)."""
+        raise NotImplementedError(f"backbone family {self.name!r} has no KV-cache decoding; "
+                                  "decode with use_cache=False")
+
+    def lm_step(self, ids: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor,
+                cache) -> torch.Tensor:
+        """One new token per row after `cache` (extended in place): ids (B,1); mask (B,T) =
+        the prefill mask, then 1 for every token appended since, this one included;
+        lengths (B,) = tokens of each row before this one. -> hidden states (B,1,hidden)."""
+        raise NotImplementedError(f"backbone family {self.name!r} has no KV-cache decoding")
+
     def lm_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Post-processing of lm_head outputs (Gemma-2's final soft-capping)."""
         cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
@@ -334,7 +352,9 @@ class SplicedImageVQA:
     def banned_answer_ids(self) -> list[int]:
         return [self.image_token_id] + [self.tokenizer.token_to_id(t) for t in self.IMAGE_MARKERS]
 
-    def lm_hidden(self, frames, rows, prefix_lens):
+    supports_kv_cache = True
+
+    def _lm_rows_forward(self, frames, rows, use_cache: bool):
         device = self.model.get_input_embeddings().weight.device
         frames = as_uint8_frames(frames, self.image_size)
         if len(rows) != frames.shape[0]:
@@ -342,5 +362,19 @@ class SplicedImageVQA:
         ids, mask = right_pad(rows, self.pad_id, device)
         pixels = {k: v.to(device) for k, v in self.pixel_inputs(frames).items()}
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
-                         use_cache=False, **pixels, **self.extra_inputs(ids, mask))
+                         use_cache=use_cache, **pixels, **self.extra_inputs(ids, mask))
+        return out, mask
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=False)
         return out.last_hidden_state, mask
+
+    def lm_prefill(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=True)
+        return out.last_hidden_state, mask, out.cache
+
+    def lm_step(self, ids, mask, lengths, cache):
+        # a text token: no image inputs; its position counts the row's mask==1 tokens
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=lengths.view(-1, 1),
+                         cache=cache, use_cache=True)
+        return out.last_hidden_state

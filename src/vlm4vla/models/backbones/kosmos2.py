@@ -126,7 +126,9 @@ class Kosmos2Backbone(HFBackbone):
     def banned_answer_ids(self) -> list[int]:
         return [self.boi, self.eoi, self.bos, self.grounding]
 
-    def lm_hidden(self, frames, rows, prefix_lens):
+    supports_kv_cache = True
+
+    def _lm_rows_forward(self, frames, rows, use_cache: bool):
         device = self.model.get_input_embeddings().weight.device
         frames = as_uint8_frames(frames, IMAGE_SIZE)
         if len(rows) != frames.shape[0]:
@@ -135,5 +137,20 @@ class Kosmos2Backbone(HFBackbone):
         ids, mask = right_pad(rows, self.pad_id, device)
         out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values,
                          image_embeds_position_mask=self._image_mask(mask),
-                         position_ids=mask.cumsum(-1) * mask + self.pad_id, use_cache=False)
+                         position_ids=mask.cumsum(-1) * mask + self.pad_id, use_cache=use_cache)
+        return out, mask
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=False)
         return out.last_hidden_state, mask
+
+    def lm_prefill(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=True)
+        return out.last_hidden_state, mask, out.cache
+
+    def lm_step(self, ids, mask, lengths, cache):
+        # a text token: the text model alone (the image is in the cache already), at
+        # Kosmos-2's position pad_id + 1 + (tokens before it)
+        out = self.model.text_model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True,
+                                    position_ids=(lengths + 1 + self.pad_id).view(-1, 1))
+        return out.last_hidden_state
