@@ -349,7 +349,9 @@ def test_kv_cache_decoding_gives_the_same_answers(family, family_runs, small_sto
     assert tuned.answer(x, qs, 3, use_cache=True) == ended
 
 
-def test_kv_cache_decoding_is_refused_where_not_implemented():
+def test_kv_cache_decoding_is_refused_where_not_implemented(monkeypatch):
+    # every VQA family has the cache hooks now: a family without them (supports_kv_cache False)
     m = VQAModel.build({"backbone": "paligemma", "init": "scratch"}, seed=0)
+    monkeypatch.setattr(type(m.backbone), "supports_kv_cache", False)
     with pytest.raises(NotImplementedError, match="paligemma.*KV-cache"):
         m.answer(frames(1), ["What color is the puck?"], 2, use_cache=True)

@@ -118,27 +118,33 @@ def load_vqa_model(vlm, seed: int = 0) -> VQAModel:
 
 
 def predict_vqa(model: VQAModel, store: VQAStore, rows: list[int], batch_size: int = 16,
-                max_new_tokens: int = 48) -> list[str]:
+                max_new_tokens: int = 48, use_cache: bool | None = None) -> list[str]:
+    """Greedy answers of `rows`, batch by batch. use_cache None: decode on the KV cache when
+    the backbone has it (the same answers as the full forward per token, tested in
+    tests/test_vqa_cache.py and test_vqa_train.py), else with the full forward."""
+    if use_cache is None:
+        use_cache = bool(getattr(model.backbone, "supports_kv_cache", False))
     preds: list[str] = []
     for start in range(0, len(rows), batch_size):
         b = _batch(store, rows, list(range(start, min(start + batch_size, len(rows)))))
-        preds += model.answer(b["frames"], b["questions"], max_new_tokens)
+        preds += model.answer(b["frames"], b["questions"], max_new_tokens, use_cache=use_cache)
     return preds
 
 
 def evaluate_vqa(vlm, vqa_dir, split: str = "eval", out_dir=None, tasks: list[str] | None = None,
                  batch_size: int = 16, max_new_tokens: int = 48, threads: int = 1,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, use_cache: bool | None = None) -> dict:
     """Greedy-decode the answers of `split` (optionally only `tasks`) and score them:
     -> {vqa_task: {"n", "accuracy", <kind metrics>}} (vlm4vla.eval.vqa_metrics.score).
     `vlm`: a VLM folder, a model_cfg dict (built under `seed`) or a VQAModel. With out_dir,
-    writes predictions.jsonl (id, task, question, answer, prediction) and metrics.json."""
+    writes predictions.jsonl (id, task, question, answer, prediction) and metrics.json.
+    use_cache: see predict_vqa (None: the KV cache where the backbone supports it)."""
     set_determinism(threads)
     model = load_vqa_model(vlm, seed)
     model.eval()
     store = VQAStore(vqa_dir)
     rows = select_rows(store, split, None if tasks is None else sorted(set(tasks)))
-    preds = predict_vqa(model, store, rows, batch_size, max_new_tokens)
+    preds = predict_vqa(model, store, rows, batch_size, max_new_tokens, use_cache)
     records = [store.record(i) for i in rows]
     metrics = score(records, preds)
     if out_dir is not None:

@@ -112,7 +112,7 @@ class PaliGemmaBackbone(HFBackbone):
     def banned_answer_ids(self) -> list[int]:
         return [self.image_token_id, self.bos_id]
 
-    def lm_hidden(self, frames, rows, prefix_lens):
+    def _lm_rows_forward(self, frames, rows, prefix_lens, use_cache: bool):
         device = self.model.get_input_embeddings().weight.device
         frames = as_uint8_frames(frames, IMAGE_SIZE)
         if len(rows) != frames.shape[0]:
@@ -124,8 +124,27 @@ class PaliGemmaBackbone(HFBackbone):
             token_type_ids[i, :n] = 0
         out = self.model(input_ids=ids, attention_mask=mask, pixel_values=pixel_values,
                          token_type_ids=token_type_ids, position_ids=positions_from_mask(mask, 1),
-                         use_cache=False)
+                         use_cache=use_cache)
+        return out, mask
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, prefix_lens, use_cache=False)
         return out.last_hidden_state, mask
+
+    # KV-cache decoding: the prefill is the prompt alone (the whole prefix, bidirectional,
+    # as in the full forward: prefix tokens never see the suffix); each generated token is
+    # a causal suffix token (no token_type_ids: PaliGemma's plain causal mask on the cache)
+    # at the 1-based position after its row's mask==1 tokens.
+    supports_kv_cache = True
+
+    def lm_prefill(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, prefix_lens, use_cache=True)
+        return out.last_hidden_state, mask, out.cache
+
+    def lm_step(self, ids, mask, lengths, cache):
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=(lengths + 1).view(-1, 1),
+                         cache=cache, use_cache=True)
+        return out.last_hidden_state
 
 
 class PaliGemma2Backbone(PaliGemmaBackbone):

@@ -125,7 +125,7 @@ class QwenVLBackbone(HFBackbone):
         return [cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id,
                 cfg.vision_end_token_id]
 
-    def lm_hidden(self, frames, rows, prefix_lens):
+    def _lm_rows(self, frames, rows):
         device = self.model.get_input_embeddings().weight.device
         frames = as_uint8_frames(frames, IMAGE_SIZE)
         if len(rows) != frames.shape[0]:
@@ -135,10 +135,47 @@ class QwenVLBackbone(HFBackbone):
         grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
         ids, mask = right_pad(rows, self.pad_id, device)
         mm_token_type_ids = (ids == self.image_token_id).long()
+        return ids, mask, pixel_values, grid_thw, mm_token_type_ids
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        ids, mask, pixel_values, grid_thw, mm_token_type_ids = self._lm_rows(frames, rows)
         return self._lm_forward(ids, mask, pixel_values, grid_thw, mm_token_type_ids), mask
 
     def _lm_forward(self, ids, mask, pixel_values, grid_thw, mm_token_type_ids) -> torch.Tensor:
         raise NotImplementedError
+
+    # KV-cache decoding. The prefill is lm_hidden's forward with the 3-D M-RoPE positions
+    # passed explicitly (get_rope_index over mask==1 tokens, as both families compute them
+    # without a cache). A text token's 3 position ids are all (its index among the row's
+    # mask==1 tokens) + the row's rope delta = (positions the image spans) - (its tokens);
+    # every VQA prompt holds exactly one image of `grid_thw`, so the delta is the same for
+    # every row (checked against get_rope_index at the prefill) and a row's positions
+    # follow from `lengths` alone, also after other rows left the batch.
+    supports_kv_cache = True
+
+    @property
+    def text_rope_delta(self) -> int:
+        _, gh, gw = self.grid_thw
+        return max(gh, gw) // self.merge - self.n_image_tokens
+
+    def lm_prefill(self, frames, rows, prefix_lens):
+        ids, mask, pixel_values, grid_thw, mm = self._lm_rows(frames, rows)
+        position_ids, deltas = self.model.get_rope_index(ids, mm_token_type_ids=mm,
+                                                         image_grid_thw=grid_thw, attention_mask=mask)
+        if not bool((deltas == self.text_rope_delta).all()):
+            raise ValueError(f"M-RoPE deltas {deltas.view(-1).tolist()} != {self.text_rope_delta}: "
+                             "a VQA prompt must hold exactly one image")
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                         pixel_values=pixel_values, image_grid_thw=grid_thw,
+                         mm_token_type_ids=mm, use_cache=True)
+        return out.last_hidden_state, mask, out.cache
+
+    def lm_step(self, ids, mask, lengths, cache):
+        # a text token: no image inputs, the same position on the t/h/w axes
+        pos = (lengths + self.text_rope_delta).view(1, -1, 1).expand(3, -1, 1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
+                         use_cache=True)
+        return out.last_hidden_state
 
     def _inputs(self, frames, instructions, query):
         device = query.device
