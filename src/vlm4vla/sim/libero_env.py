@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -143,8 +144,12 @@ class LiberoEnv:
         self._init_states = init_states(task)
         from libero.libero.envs.env_wrapper import ControlEnv
 
+        # LIBERO places fixtures (cabinets, stoves, racks) from numpy's GLOBAL RNG, which the
+        # official init states do not cover: seed it here and at every reset (then restore
+        # the caller's state), so a scene depends on its task and seed, never on history.
         rng = np.random.get_state()
         try:
+            np.random.seed(zlib.crc32(task.encode()))
             with _quiet():
                 self._wrapper = ControlEnv(
                     bddl_file_name=bddl_path(task), use_camera_obs=False,
@@ -179,6 +184,7 @@ class LiberoEnv:
         self.init_index = int(seed) % len(self._init_states)
         rng = np.random.get_state()
         try:
+            np.random.seed(int(seed) % 2**32)
             self._wrapper.reset()
         finally:
             np.random.set_state(rng)
