@@ -41,8 +41,6 @@ quantisation floor and a constant (mean-chunk) predictor.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +54,7 @@ from ..data.normalize import ActionNormalizer
 from ..models.fast_tokenizer import FastTokenizer, fast_config
 from ..models.vqa_head import IGNORE, VLM_FORMAT, VLM_JSON, VLM_WEIGHTS, VQAModel
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
-from .vqa import _atomic_write, _replace_dir
+from .vqa import _atomic_write, write_vlm_folder
 
 ACTION_QUESTION = "What action should the robotic arm take to {instruction}"
 FAST_JSON = "fast_tokenizer.json"
@@ -196,26 +194,15 @@ def train_action_tokens(model_cfg: dict, train_cfg: dict, fast_cfg: dict | None,
     if not PartialState().is_main_process:  # under `accelerate launch` one process writes
         return {}
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        info = model.save(tmp, {
-            "kind": KIND, "model_cfg": model_cfg, "train_cfg": train_cfg, "fast": fast_cfg,
-            "chunk": int(chunk), "seed": seed, "steps": cfg.steps, "episodes": episodes,
-            "train_samples": len(data), "demos": demos, "norm_stats": normalizer.to_dict(),
-            "question": ACTION_QUESTION, "action_token_ids": action_ids,
-            "fast_vocab_size": fast.vocab_size,
-            "tokens_per_chunk": round(float(np.mean([len(i) for i in data.fast_ids])), 4),
-            "action_ids_in_prompts": _prompt_overlap(model.backbone, data),
-            "param_counts": model.param_counts()})
-        _atomic_write(tmp / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
-        fast.save(tmp / FAST_JSON)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return info
+    return write_vlm_folder(model, out_dir, log, {
+        "kind": KIND, "model_cfg": model_cfg, "train_cfg": train_cfg, "fast": fast_cfg,
+        "chunk": int(chunk), "seed": seed, "steps": cfg.steps, "episodes": episodes,
+        "train_samples": len(data), "demos": demos, "norm_stats": normalizer.to_dict(),
+        "question": ACTION_QUESTION, "action_token_ids": action_ids,
+        "fast_vocab_size": fast.vocab_size,
+        "tokens_per_chunk": round(float(np.mean([len(i) for i in data.fast_ids])), 4),
+        "action_ids_in_prompts": _prompt_overlap(model.backbone, data),
+        "param_counts": model.param_counts()}, extra=lambda tmp: fast.save(tmp / FAST_JSON))
 
 
 # --- evaluation ---------------------------------------------------------------------------

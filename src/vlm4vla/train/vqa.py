@@ -91,20 +91,29 @@ def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, see
     if not PartialState().is_main_process:  # under `accelerate launch` one process writes
         return {}
 
+    return write_vlm_folder(model, out_dir, log, {
+        "model_cfg": model_cfg, "train_cfg": train_cfg, "seed": seed, "steps": cfg.steps,
+        "tasks": tasks, "train_records": len(rows), "vqa_store": _store_digest(store),
+        "param_counts": model.param_counts()})
+
+
+def write_vlm_folder(model: VQAModel, out_dir, log: list[dict], info: dict, extra=None) -> dict:
+    """Write a tuned VLM folder (model.save + train_log.jsonl, then `extra(tmp)` for any
+    further files) into a temporary sibling and rename it into place: a reader never sees
+    half a folder. Returns the vlm.json content."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        info = model.save(tmp, {"model_cfg": model_cfg, "train_cfg": train_cfg, "seed": seed,
-                                "steps": cfg.steps, "tasks": tasks, "train_records": len(rows),
-                                "vqa_store": _store_digest(store),
-                                "param_counts": model.param_counts()})
-        (tmp / "train_log.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
+        meta = model.save(tmp, info)
+        _atomic_write(tmp / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
+        if extra is not None:
+            extra(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return info
+    return meta
 
 
 def load_vqa_model(vlm, seed: int = 0) -> VQAModel:
