@@ -311,7 +311,20 @@ class HFBackbone(VLMBackbone):
         return self._split_groups(self.GROUPS)
 
 
-class SplicedImageVQA:
+class RowsForwardLM:
+    """lm_hidden / lm_prefill for families whose `_lm_rows_forward(frames, rows, use_cache)`
+    runs image + right-padded rows in one forward (the hook names of VLMBackbone)."""
+
+    def lm_hidden(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=False)
+        return out.last_hidden_state, mask
+
+    def lm_prefill(self, frames, rows, prefix_lens):
+        out, mask = self._lm_rows_forward(frames, rows, use_cache=True)
+        return out.last_hidden_state, mask, out.cache
+
+
+class SplicedImageVQA(RowsForwardLM):
     """The auxiliary-VQA hooks of the families whose prompt is one chat template holding a
     single image placeholder token, expanded in place to the image tokens (the families of
     image_tokens.py: LLaVA, Gemma3, InternVL, Idefics3). Put it before the backbone class in
@@ -365,13 +378,6 @@ class SplicedImageVQA:
                          use_cache=use_cache, **pixels, **self.extra_inputs(ids, mask))
         return out, mask
 
-    def lm_hidden(self, frames, rows, prefix_lens):
-        out, mask = self._lm_rows_forward(frames, rows, use_cache=False)
-        return out.last_hidden_state, mask
-
-    def lm_prefill(self, frames, rows, prefix_lens):
-        out, mask = self._lm_rows_forward(frames, rows, use_cache=True)
-        return out.last_hidden_state, mask, out.cache
 
     def lm_step(self, ids, mask, lengths, cache):
         # a text token: no image inputs; its position counts the row's mask==1 tokens

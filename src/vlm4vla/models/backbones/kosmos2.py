@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Model
 
-from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
+from .base import (HFBackbone, RowsForwardLM, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
                    put_query_last, right_pad, right_pad_with_query)
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 
@@ -33,7 +33,7 @@ TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "vision_intermediate_size": None}
 
 
-class Kosmos2Backbone(HFBackbone):
+class Kosmos2Backbone(RowsForwardLM, HFBackbone):
     SPECIAL_TOKENS = SPECIAL_TOKENS
     name = "kosmos2"
     config_cls, model_cls = Kosmos2Config, Kosmos2Model
@@ -140,13 +140,6 @@ class Kosmos2Backbone(HFBackbone):
                          position_ids=mask.cumsum(-1) * mask + self.pad_id, use_cache=use_cache)
         return out, mask
 
-    def lm_hidden(self, frames, rows, prefix_lens):
-        out, mask = self._lm_rows_forward(frames, rows, use_cache=False)
-        return out.last_hidden_state, mask
-
-    def lm_prefill(self, frames, rows, prefix_lens):
-        out, mask = self._lm_rows_forward(frames, rows, use_cache=True)
-        return out.last_hidden_state, mask, out.cache
 
     def lm_step(self, ids, mask, lengths, cache):
         # a text token: the text model alone (the image is in the cache already), at
