@@ -411,7 +411,10 @@ def questions(ft: FrameTruth, task: str, instruction: str, rng: np.random.Genera
 def _quotas(tasks_cfg: dict) -> tuple[dict, int, int]:
     opts = {"frames_per_scene": 3, "per_frame": 3}
     quotas = {}
-    for key, val in tasks_cfg.items():
+    # Sorted: the tasks draw from one RNG in this order, so the records must not depend on
+    # the order the config's keys arrive in (a Snakemake overlay merge keeps config.yaml's
+    # order, a single file its own - the DVC and Snakemake runs once differed only by this).
+    for key, val in sorted(tasks_cfg.items()):
         if key in opts:
             opts[key] = int(val)
         elif key in GEN_TASKS:
