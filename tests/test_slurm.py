@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from conftest import REPO, SNAKEMAKE, copy_repo, run
 from test_workflow import _digests
@@ -70,10 +71,12 @@ def test_tiny_pipeline_through_slurm_matches_local_run(slurm_cluster, tiny_run, 
     out = proc.stdout + proc.stderr
     # every job went through sbatch (none ran locally), training with one (fake) GPU
     submitted = out.count("has been submitted with SLURM jobid")
-    assert submitted == 5, out[-4000:]
+    # demos, 3 trainings + 3 evaluations (the backbone and the init pair's scratch row), table, figure
+    assert submitted == 9, out[-4000:]
     assert "Falling back to 'sacct'" not in out, "squeue status polling needs MinJobAge >= 3x init delay"
     finetune = out.split("rule finetune_vla:")[1].split("Shell command")[0]
-    assert "gpu=1" in finetune and "cpus_per_task=2" in finetune, finetune
+    threads = yaml.safe_load((REPO / "config" / "test.yaml").read_text())["threads"]
+    assert "gpu=1" in finetune and f"cpus_per_task={threads}" in finetune, finetune
     for rule in ("prepare_demos", "finetune_vla", "evaluate", "table_main", "figure_main"):
         assert f"slurm_logs/rule_{rule}/" in out, rule   # each rule's job log is a SLURM log
     assert _digests(work, ARTIFACTS) == _digests(tiny_run, ARTIFACTS)

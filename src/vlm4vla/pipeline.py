@@ -48,10 +48,18 @@ FIGURE_MAIN = {"png": f"{RESULTS}/figures/main.png", "svg": f"{RESULTS}/figures/
 EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk")
 
 
-def main_runs(cfg: dict) -> list[tuple[str, str]]:
-    """(benchmark, model) pairs of the main table, in a stable order."""
+def main_grid(cfg: dict) -> list[tuple[str, str]]:
+    """(benchmark, model): every main-experiment backbone on every main benchmark."""
     exp = cfg["experiments"]["main"]
     return sorted((b, m) for b in exp["benchmarks"] for m in exp["models"])
+
+
+def main_runs(cfg: dict) -> list[tuple[str, str]]:
+    """(benchmark, run) rows of the main table: the backbone grid plus, on the main
+    benchmarks, the init experiment's pretrained model and its from-scratch twin (the
+    paper's scratch-init row; the same runs as table_init, trained once)."""
+    bench = set(cfg["experiments"]["main"]["benchmarks"])
+    return sorted(set(main_grid(cfg)) | {(b, r) for b, r in init_runs(cfg) if b in bench})
 
 
 # --- run names: a named model plus modifiers, e.g. "qwen25vl_tiny--aux_pointing--seed1" ----
@@ -283,7 +291,7 @@ def capability_runs(cfg: dict) -> list[tuple[str, str]]:
     exp = cfg["experiments"].get("capability")
     if not exp:
         return []
-    runs = set(main_runs(cfg)) | {(b, r) for b, r in aux_runs(cfg) if parse_run(r)["seed"] == 0}
+    runs = set(main_grid(cfg)) | {(b, r) for b, r in aux_runs(cfg) if parse_run(r)["seed"] == 0}
     return sorted((b, r) for b, r in runs if b in exp["benchmarks"])
 
 

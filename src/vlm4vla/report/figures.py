@@ -28,16 +28,17 @@ def _save(fig, png_path: str, svg_path: str) -> None:
 
 
 def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
-    """Grouped bars: success % per model, one group per benchmark, Wilson 95% error bars."""
+    """Grouped bars: success % per run (backbone, or its from-scratch twin), one group per
+    benchmark, Wilson 95% error bars."""
     df = pd.read_csv(table_csv)
     benches = sorted(df["benchmark"].unique())
-    models = sorted(df["model"].unique())
+    models = sorted(df["run"].unique())
     width = 0.8 / max(len(models), 1)
     with plt.style.context("default"):
         fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.4 * len(benches) * max(1, len(models) / 2)), 3.8))
         x = np.arange(len(benches))
         for i, model in enumerate(models):
-            sub = df[df["model"] == model].set_index("benchmark").reindex(benches)
+            sub = df[df["run"] == model].set_index("benchmark").reindex(benches)
             y = sub["success_pct"].to_numpy(dtype=float)
             err = np.vstack([y - sub["ci95_low_pct"].to_numpy(dtype=float),
                              sub["ci95_high_pct"].to_numpy(dtype=float) - y])
