@@ -144,6 +144,13 @@ def test_plots_show_and_diff(repo, baseline, experiment, tmp_path):
     trials = {v["rev"]: v["trials"] for v in bars["content"]["data"]["values"]}
     episodes = baseline["cfg"]["benchmarks"][BENCH]["eval_episodes_per_task"]
     assert trials == {"HEAD": str(_trials(baseline["cfg"], episodes)), EXP: str(_trials(baseline["cfg"], 1))}
+    # loss curves from each run's train_log.csv (same training in both revisions)
+    loss = plots["training loss (main table)"][0]["content"]["data"]["values"]
+    cfg = baseline["cfg"]
+    logged = cfg["train"]["steps"] // cfg["train"]["log_every"]
+    main = len(cfg["experiments"]["main"]["models"]) * len(cfg["experiments"]["main"]["benchmarks"])
+    assert {v["rev"] for v in loss} == {"HEAD", EXP} and len(loss) == 2 * logged * main
+    assert all(float(v["loss"]) > 0 for v in loss)
 
 
 def test_queued_sweep_runs_each_value(repo, experiment):

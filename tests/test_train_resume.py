@@ -15,7 +15,7 @@ MODEL = {"backbone": "qwen2_5_vl", "init": "scratch",
          "arch": {"hidden_size": 64, "num_hidden_layers": 2}, "freeze": []}
 TRAIN = {"steps": 6, "batch_size": 4, "lr": 1e-4, "warmup_steps": 2, "grad_clip": 1.0,
          "weight_decay": 0.0, "checkpoint_every": 3, "log_every": 2}
-FILES = ("policy.safetensors", "policy.json", "train_log.jsonl", "tokenizer.json")
+FILES = ("policy.safetensors", "policy.json", "train_log.jsonl", "train_log.csv", "tokenizer.json")
 
 
 @pytest.fixture(scope="module")

@@ -135,10 +135,14 @@ def plots(cfg: dict, stage_defs: dict) -> list:
     """Top-level `plots:` for `dvc plots show` / `dvc plots diff`: every PNG a stage writes
     (the figures, as images) and, per result table whose runs are all on one benchmark, the
     success rate of each run as bars. (DVC cannot filter rows: a run on two benchmarks would
-    be two bars on one row, so such tables are left to the figures. Training logs are JSONL,
-    a format DVC plots does not read.)"""
+    be two bars on one row, so such tables are left to the figures.) Per table, the training
+    loss of each of its runs, one line per run (train_log.csv in the policy folder)."""
     out: list = [o for st in stage_defs.values() for o in st["outs"] if o.endswith(".png")]
     for table in P.active_tables(cfg):
+        out.append({f"training loss ({table} table)": {
+            "template": "linear", "x": "step",
+            "y": {f"{P.policy_dir(b, r)}/train_log.csv": "loss" for b, r in P.table_runs(cfg, table)},
+            "x_label": "step", "y_label": "training loss"}})
         runs = [r for _, r in P.table_runs(cfg, table)]
         if len(set(runs)) == len(runs):
             out.append({f"success rate per run ({table} table)": {

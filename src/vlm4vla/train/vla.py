@@ -5,7 +5,8 @@ Outputs in `out_dir` (each written to a temp file and renamed):
     tokenizer.json       the backbone's tokenizer (the folder is self-contained, no download)
     policy.json          model_cfg, chunk, norm stats, param counts, steps, backbone config
     train_log.jsonl      {"step", "loss", "arm", "gripper", "lr"} every log_every steps
-All four are deterministic: same inputs -> same bytes. Wall-clock data (TensorBoard
+    train_log.csv        the same rows as CSV (what `dvc plots` reads: the loss curves)
+All five are deterministic: same inputs -> same bytes. Wall-clock data (TensorBoard
 events) and the resumable checkpoint live in `state_dir`.
 """
 
@@ -90,7 +91,18 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
             "backbone_config": policy.backbone.saved_config()}
     _atomic_write(out_dir / "policy.json", json.dumps(info, indent=1, sort_keys=True, default=str) + "\n")
     _atomic_write(out_dir / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    _atomic_write(out_dir / "train_log.csv", log_csv(rows))
     return info
+
+
+def log_csv(rows: list[dict]) -> str:
+    """Training-log rows as CSV: sorted columns, numbers in their shortest exact form."""
+    keys = sorted({k for r in rows for k in r})
+
+    def cell(v) -> str:
+        return "" if v is None else json.dumps(v)  # the log holds numbers only
+
+    return ",".join(keys) + "\n" + "".join(",".join(cell(r.get(k)) for k in keys) + "\n" for r in rows)
 
 
 class LoadedPolicy:
