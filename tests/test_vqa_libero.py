@@ -30,7 +30,7 @@ TASK = "libero_object/0"  # alphabet soup -> basket
 BENCH = {"plugin": "libero", "tasks": [TASK], "image_size": SIZE, "max_steps": 100,
          "eval_seed_offset": 100025}
 TASKS = {"pointing": {"train": 4, "eval": 2}, "depth": {"train": 4, "eval": 2},
-         "embodied_qa": {"train": 6, "eval": 3}, "general_vqa": {"train": 3, "eval": 2},
+         "embodied_qa": {"train": 8, "eval": 4}, "general_vqa": {"train": 3, "eval": 2},
          "frames_per_scene": 2}
 SEED = 7
 VISIBLE_GROUPS = np.array([0, 1, 1, 0, 0, 0], dtype=np.uint8)  # the frame hides group 0
