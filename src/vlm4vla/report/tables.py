@@ -90,7 +90,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
         # backbone x benchmark pivot
         benches = sorted(df["benchmark"].unique())
         if (df["variant"] == "scratch").any():
-            lines += ["`<model>--scratch` is the model's architecture trained from random weights "
+            lines += ["", "`<model>--scratch` is the model's architecture trained from random weights "
                       "(the scratch-init row; pretrained vs scratch is tested in table_init)."]
         lines += ["", "| model | backbone | init | trainable params | " + " | ".join(benches) + " |",
                   "|---|---|---|---:|" + "---:|" * len(benches)]
