@@ -27,4 +27,5 @@ def test_two_process_training_writes_one_policy(tiny_run, tmp_path):
     info = json.loads((out / "policy.json").read_text())
     assert info["steps"] == 6 and (out / "policy.safetensors").stat().st_size > 0
     assert sorted(p.name for p in out.iterdir()) == ["policy.json", "policy.safetensors",
-                                                     "tokenizer.json", "train_log.jsonl"]
+                                                     "tokenizer.json", "train_log.csv",
+                                                     "train_log.jsonl"]
