@@ -76,8 +76,11 @@ def test_every_artifact_is_real(tiny_run):
 
     table = (tiny_run / "results/tables/main.csv").read_text().splitlines()
     assert table[0].startswith("benchmark,run,model,variant,backbone")
-    assert len(table) == 2
-    row = dict(zip(table[0].split(","), table[1].split(",")))
+    rows = {r["run"]: r for r in (dict(zip(table[0].split(","), line.split(","))) for line in table[1:])}
+    # the backbone grid plus the init experiment's pair (its from-scratch row)
+    assert sorted(rows) == ["composed", "composed--scratch", "qwen25vl_tiny"]
+    assert rows["composed--scratch"]["init"] == "scratch"
+    row = rows["qwen25vl_tiny"]
     assert int(row["trials"]) == len(episodes)
     assert int(row["successes"]) == sum(e["success"] for e in episodes)
     assert "qwen25vl_tiny" in (tiny_run / "results/tables/main.md").read_text()
