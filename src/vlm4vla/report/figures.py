@@ -32,18 +32,18 @@ def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
     benchmark, Wilson 95% error bars."""
     df = pd.read_csv(table_csv)
     benches = sorted(df["benchmark"].unique())
-    models = sorted(df["run"].unique())
-    width = 0.8 / max(len(models), 1)
+    runs = sorted(df["run"].unique())
+    width = 0.8 / max(len(runs), 1)
     with plt.style.context("default"):
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.4 * len(benches) * max(1, len(models) / 2)), 3.8))
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.4 * len(benches) * max(1, len(runs) / 2)), 3.8))
         x = np.arange(len(benches))
-        for i, model in enumerate(models):
-            sub = df[df["run"] == model].set_index("benchmark").reindex(benches)
+        for i, run in enumerate(runs):
+            sub = df[df["run"] == run].set_index("benchmark").reindex(benches)
             y = sub["success_pct"].to_numpy(dtype=float)
             err = np.vstack([y - sub["ci95_low_pct"].to_numpy(dtype=float),
                              sub["ci95_high_pct"].to_numpy(dtype=float) - y])
-            xs = x + (i - (len(models) - 1) / 2) * width
-            ax.bar(xs, y, width, yerr=err, capsize=3, label=model)
+            xs = x + (i - (len(runs) - 1) / 2) * width
+            ax.bar(xs, y, width, yerr=err, capsize=3, label=run)
             for xi, k, n, top in zip(xs, sub["successes"], sub["trials"], sub["ci95_high_pct"]):
                 if not pd.isna(n):  # successes / trials above each bar
                     ax.text(xi, top + 1.5, f"{int(k)}/{int(n)}", ha="center", fontsize=7)
