@@ -22,9 +22,36 @@ rule generate_vqa:
         "{PY} workflow_scripts/generate_vqa.py {params.cfg} --out {output} > {log} 2>&1"
 
 
+rule pretrain_vlm:
+    input:
+        vqa=P.VQA_DATA,
+    output:
+        directory(P.vlm_dir("{model}", P.PRETRAIN_VLM)),
+    params:
+        cfg=CONFIG_ARGS,
+        spec=spec(P.pretrain_spec, "model"),
+        state=lambda w: P.vlm_state_dir(w.model, P.PRETRAIN_VLM),
+        launcher=lambda w, resources: launcher(resources.gpu),
+    log:
+        "logs/pretrain_vlm/{model}.log",
+    benchmark:
+        "logs/benchmarks/pretrain_vlm/{model}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    shell:
+        "{params.launcher} workflow_scripts/finetune_vlm.py {params.cfg} --model {wildcards.model}"
+        f" --vlm {P.PRETRAIN_VLM} --vqa {{input.vqa}} --out {{output}} --state {{params.state}} > {{log}} 2>&1"
+
+
+def _pretrained(w):
+    return P.pretrain_input(config, w.model)
+
+
 rule finetune_vlm:
     input:
         vqa=P.VQA_DATA,
+        start=_pretrained,
     output:
         directory(P.vlm_dir("{model}", "{vlm}")),
     params:
@@ -52,6 +79,7 @@ rule eval_vqa:
     input:
         vqa=P.VQA_DATA,
         vlm=_tuned_vlm,
+        start=_pretrained,
     output:
         metrics=f"{P.vqa_eval_dir('{model}', '{vlm}')}/metrics.json",
         predictions=f"{P.vqa_eval_dir('{model}', '{vlm}')}/predictions.jsonl",
@@ -73,6 +101,7 @@ rule eval_vqa:
 rule stage1_fast:
     input:
         demos=P.demos_dir("{benchmark}"),
+        start=_pretrained,
     output:
         directory(P.fast_vlm_dir("{benchmark}", "{model}", "{stage1}")),
     params:

@@ -66,7 +66,10 @@ def test_experiment_expansion(cfg):
     assert len(runs) == len(set(runs))  # each run trained and evaluated once
     assert P.start_vlm_input(cfg, "metaworld", "qwen25vl_tiny--aux_pointing--seed1") == \
         ["results/vqa/vlm/qwen25vl_tiny/aux_pointing"]
-    assert P.start_vlm_input(cfg, "metaworld", "qwen25vl_tiny") == []
+    # init pretrain_vlm: the plain run starts from the pretrain_vlm folder, its scratch twin not
+    assert P.start_vlm_input(cfg, "metaworld", "qwen25vl_tiny") == ["results/vqa/vlm/qwen25vl_tiny/pretrain"]
+    assert P.start_vlm_input(cfg, "metaworld", "qwen25vl_tiny--scratch") == []
+    assert P.pretrain_jobs(cfg) == ["qwen25vl_tiny"]
 
 
 def _raw():

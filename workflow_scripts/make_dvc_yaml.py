@@ -85,30 +85,37 @@ def stages(cfg: dict, cf: str) -> dict:
 def aux_stages(cfg: dict, conf: str, stage) -> None:
     """Auxiliary VQA (generate, tune, score), FAST stage 1, Figures 3 and 4."""
     exps = cfg["experiments"]
-    if P.aux_vlm_jobs(cfg) or P.vqa_eval_jobs(cfg):
+    if P.aux_vlm_jobs(cfg) or P.vqa_eval_jobs(cfg) or P.pretrain_jobs(cfg):
         stage("generate_vqa", "generate_vqa",
               f"python workflow_scripts/generate_vqa.py {conf} --out {P.VQA_DATA}",
               [e[s] for _, e in sorted(cfg["vqa"].get("files", {}).items()) for s in ("train", "eval")],
               P.spec_param_keys(P.vqa_data_spec, cfg), [P.VQA_DATA])
+    for m in P.pretrain_jobs(cfg):
+        v = P.PRETRAIN_VLM
+        d = P.vlm_dir(m, v)
+        stage(f"pretrain_vlm-{m}", "finetune_vlm",
+              f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+              f" --out {d} --state {P.vlm_state_dir(m, v)}",
+              [P.VQA_DATA], P.spec_param_keys(P.pretrain_spec, cfg, m), [d])
     for m, v in P.aux_vlm_jobs(cfg):
         d = P.vlm_dir(m, v)
         stage(f"finetune_vlm-{m}-{v}", "finetune_vlm",
               f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
               f" --out {d} --state {P.vlm_state_dir(m, v)}",
-              [P.VQA_DATA], P.spec_param_keys(P.vlm_train_spec, cfg, m, v), [d])
+              [P.VQA_DATA, *P.pretrain_input(cfg, m)], P.spec_param_keys(P.vlm_train_spec, cfg, m, v), [d])
     for m, v in P.vqa_eval_jobs(cfg):
         ev, tuned = P.vqa_eval_dir(m, v), [] if v == "base" else [P.vlm_dir(m, v)]
         stage(f"eval_vqa-{m}-{v}", "eval_vqa",
               f"python workflow_scripts/eval_vqa.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
               + "".join(f" --weights {t}" for t in tuned) + f" --out {ev}",
-              [P.VQA_DATA, *tuned], P.spec_param_keys(P.vqa_eval_spec, cfg, m, v),
+              [P.VQA_DATA, *tuned, *P.pretrain_input(cfg, m)], P.spec_param_keys(P.vqa_eval_spec, cfg, m, v),
               [f"{ev}/predictions.jsonl"], metrics=[f"{ev}/metrics.json"])
     for b, m, s1 in P.stage1_jobs(cfg):
         d = P.fast_vlm_dir(b, m, s1)
         stage(f"stage1_fast-{b}-{m}-{s1}", "stage1_fast",
               f"python workflow_scripts/stage1_fast.py {conf} --benchmark {b} --model {m} --stage1 {s1}"
               f" --demos {P.demos_dir(b)} --out {d} --state {P.fast_state_dir(b, m, s1)}",
-              [P.demos_dir(b)], P.spec_param_keys(P.stage1_spec, cfg, b, m, s1), [d])
+              [P.demos_dir(b), *P.pretrain_input(cfg, m)], P.spec_param_keys(P.stage1_spec, cfg, b, m, s1), [d])
     if exps.get("aux"):
         runs = P.aux_runs(cfg)
         stage("figure_aux", "figure_aux",

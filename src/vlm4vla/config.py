@@ -129,10 +129,10 @@ def _check_references(cfg: dict) -> None:
     """Cross-references the schema cannot express: names that must exist."""
     if cfg["experiments"].get("init"):
         for m in cfg["experiments"]["init"]["models"]:
-            if m in cfg["models"] and cfg["models"][m]["init"] != "pretrained":
+            if m in cfg["models"] and cfg["models"][m]["init"] not in ("pretrained", "pretrain_vlm"):
                 raise ConfigError(f"config key 'experiments.init.models' names model '{m}', whose "
-                                  "init is not 'pretrained': the init table compares a pretrained "
-                                  "model with its scratch twin")
+                                  "init is neither 'pretrained' nor 'pretrain_vlm': the init table "
+                                  "compares a pretrained model with its scratch twin")
     for exp_name, exp in sorted(cfg["experiments"].items()):
         for m in exp.get("models", []):
             if m not in cfg["models"]:
@@ -163,6 +163,21 @@ def _check_vqa_references(cfg: dict, get_backbone) -> None:
     if needs_vqa and not vqa:
         raise ConfigError(f"experiments {', '.join(needs_vqa)} need a 'vqa' section (the auxiliary VQA "
                           "data, its fine-tuning recipe and evaluation); see config/config.yaml")
+    used = {m for e in exps.values() for m in e.get("models", [])}  # an overlay may leave others
+    pretrained_here = sorted(m for m in used if cfg["models"][m]["init"] == "pretrain_vlm")
+    if pretrained_here and not (vqa and cfg.get("pretrain")):
+        raise ConfigError(f"models {pretrained_here} have init 'pretrain_vlm', which needs a 'pretrain' "
+                          "section (tasks, train) and a 'vqa' section (its records); see config/config.yaml")
+    for m in pretrained_here:
+        if not getattr(get_backbone(cfg["models"][m]["backbone"]), "supports_vqa", False):
+            raise ConfigError(f"config key 'models.{m}.init' is 'pretrain_vlm', but backbone "
+                              f"'{cfg['models'][m]['backbone']}' has no language-model head path; "
+                              "use init scratch or a VQA-capable family")
+    if pretrained_here:
+        for t in cfg["pretrain"]["tasks"]:
+            if t not in vqa["tasks"]:
+                raise ConfigError(f"config key 'pretrain.tasks' names VQA task '{t}', which has no "
+                                  f"records under 'vqa.tasks' (configured: {', '.join(sorted(vqa['tasks']))})")
     if vqa:
         for b in vqa["benchmarks"]:
             if b not in cfg["benchmarks"]:

@@ -121,13 +121,15 @@ def model_cfg(cfg: dict, name: str, benchmark: str | None = None) -> dict:
     base = run["model"]
     if base not in cfg["models"]:
         raise KeyError(f"unknown model {base!r} (defined under 'models': {', '.join(sorted(cfg['models']))})")
-    out = dict(cfg["models"][base])
+    out = start_model(cfg, base)
+    out.update({k: v for k, v in cfg["models"][base].items() if k in LABEL_KEYS + ("steps",)})
     if run["freeze"]:
         out["freeze"] = sorted(set(out.get("freeze", [])) | set(VARIANTS[run["freeze"]]["freeze"]))
     start = run["start"]
     if start == "scratch":
         out["init"] = "scratch"
         out.pop("source", None)
+        out.pop("vlm", None)
     elif start and start.startswith(AUX_PREFIX):
         task = start[len(AUX_PREFIX):]
         known = sorted(cfg.get("vqa", {}).get("tasks", {}))
@@ -354,23 +356,63 @@ def vqa_data_spec(cfg: dict) -> dict:
 
 
 def _base_model(cfg: dict, model: str) -> dict:
-    return {k: v for k, v in cfg["models"][model].items() if k not in LABEL_KEYS + ("steps",)}
+    return {k: v for k, v in cfg["models"][model].items()
+            if k not in LABEL_KEYS + ("steps", "pretrain_steps")}
+
+
+# --- pretrain_vlm: the embedded stand-in for a pretrained VLM -------------------------
+# A model with init pretrain_vlm is the tiny architecture first trained as a VLM (LM head,
+# answer-token loss) on `pretrain.tasks` of the VQA store; every stage then starts from
+# that VLM folder (init aux), and its `--scratch` twin from the same random weights the
+# pretraining started from.
+PRETRAIN_VLM = "pretrain"  # the folder name under vlm_dir(model, ...)
+
+
+def start_model(cfg: dict, model: str) -> dict:
+    """models.<model> as the stages start from it (labels and step overrides dropped):
+    init pretrain_vlm -> {init: aux, vlm: <its pretrain_vlm folder>}."""
+    out = _base_model(cfg, model)
+    if out.get("init") == "pretrain_vlm":
+        out.update(init="aux", vlm=vlm_dir(model, PRETRAIN_VLM))
+    return out
+
+
+def pretrain_input(cfg: dict, model: str) -> list[str]:
+    """The pretrain_vlm folder a model's stages start from (none unless init pretrain_vlm)."""
+    return [vlm_dir(model, PRETRAIN_VLM)] if cfg["models"][model]["init"] == "pretrain_vlm" else []
+
+
+def pretrain_jobs(cfg: dict) -> list[str]:
+    """Models whose pretrain_vlm stage some run, VQA evaluation or stage 1 needs."""
+    used = {parse_run(r)["model"] for _, r in all_runs(cfg)} | {m for m, _ in vqa_eval_jobs(cfg)} \
+        | {m for m, _ in aux_vlm_jobs(cfg)} | {m for _, m, _ in stage1_jobs(cfg)}
+    return sorted(m for m in used if cfg["models"][m]["init"] == "pretrain_vlm")
+
+
+def pretrain_spec(cfg: dict, model: str) -> dict:
+    mcfg = _base_model(cfg, model)
+    mcfg["init"] = "scratch"  # the same random start as the model's --scratch twin
+    train = dict(cfg["pretrain"]["train"])
+    if "pretrain_steps" in cfg["models"][model]:
+        train["steps"] = cfg["models"][model]["pretrain_steps"]
+    return {"seed": cfg["seed"], "threads": cfg["threads"], "model_name": model, "model": mcfg,
+            "train": train, "tasks": sorted(cfg["pretrain"]["tasks"])}
 
 
 def vlm_train_spec(cfg: dict, model: str, vlm: str) -> dict:
     return {"seed": cfg["seed"], "threads": cfg["threads"], "model_name": model,
-            "model": _base_model(cfg, model), "train": cfg["vqa"]["train"],
+            "model": start_model(cfg, model), "train": cfg["vqa"]["train"],
             "tasks": [vlm[len(AUX_PREFIX):]]}
 
 
 def vqa_eval_spec(cfg: dict, model: str, vlm: str) -> dict:
     return {"seed": cfg["seed"], "threads": cfg["threads"], "model_name": model, "vlm": vlm,
-            "model": _base_model(cfg, model), "eval": cfg["vqa"]["eval"]}
+            "model": start_model(cfg, model), "eval": cfg["vqa"]["eval"]}
 
 
 def stage1_spec(cfg: dict, benchmark: str, model: str, stage1: str) -> dict:
     exp = cfg["experiments"]["vision_supervision"]
-    mcfg = _base_model(cfg, model)
+    mcfg = start_model(cfg, model)
     mcfg["freeze"] = sorted(set(mcfg.get("freeze", [])) | set(STAGE1[stage1]))
     return {"seed": cfg["seed"], "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model, "stage1": stage1,
@@ -459,6 +501,9 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
             keys += [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b])
                      if k not in EVAL_ONLY_KEYS + LABEL_KEYS + ("demos", "demos_per_task")]
         return keys
+    if spec_fn is pretrain_spec:
+        (m,) = args
+        return ["seed", "threads", "pretrain"] + _model_keys(cfg, m)
     if spec_fn in (vlm_train_spec, vqa_eval_spec):
         m, _ = args
         return ["seed", "threads", "vqa.train" if spec_fn is vlm_train_spec else "vqa.eval"] + \

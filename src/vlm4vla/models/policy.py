@@ -26,17 +26,25 @@ def _mlp(sizes: list[int], final: nn.Module | None = None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class ActionHead(nn.Module):
-    """trunk: hidden -> hidden/2 -> ReLU -> 1024 (as the paper writes it: no activation
-    after the trunk's last layer); arm: 1024-1024-512-256-(chunk*6), ReLU between, tanh at
-    the end; gripper: same shape ending in chunk*1 logits. Xavier-uniform, zero biases."""
+PAPER_HEAD_WIDTH = 1024
 
-    def __init__(self, hidden: int, chunk: int):
+
+class ActionHead(nn.Module):
+    """trunk: hidden -> hidden/2 -> ReLU -> W (as the paper writes it: no activation after
+    the trunk's last layer); arm: W-W-W/2-W/4-(chunk*6), ReLU between, tanh at the end;
+    gripper: same shape ending in chunk*1 logits. Xavier-uniform, zero biases.
+    W = `width`: the paper's 1024 (under 1% of a 3B policy). Embedded builds narrow it so
+    the head stays a small share of a tiny backbone's policy, as it is of a real one."""
+
+    def __init__(self, hidden: int, chunk: int, width: int = PAPER_HEAD_WIDTH):
         super().__init__()
-        self.chunk = int(chunk)
-        self.trunk = _mlp([hidden, hidden // 2, 1024])
-        self.arm = _mlp([1024, 1024, 512, 256, self.chunk * 6], final=nn.Tanh())
-        self.gripper = _mlp([1024, 1024, 512, 256, self.chunk])
+        self.chunk, self.width = int(chunk), int(width)
+        if self.width < 4 or self.width % 4:
+            raise ValueError(f"head width must be a multiple of 4 (>= 4), got {width}")
+        w = self.width
+        self.trunk = _mlp([hidden, hidden // 2, w])
+        self.arm = _mlp([w, w, w // 2, w // 4, self.chunk * 6], final=nn.Tanh())
+        self.gripper = _mlp([w, w, w // 2, w // 4, self.chunk])
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -48,12 +56,13 @@ class ActionHead(nn.Module):
 
 
 class VLAPolicy(nn.Module):
-    def __init__(self, backbone: VLMBackbone, chunk: int, freeze: list[str] | tuple = ()):
+    def __init__(self, backbone: VLMBackbone, chunk: int, freeze: list[str] | tuple = (),
+                 head_width: int = PAPER_HEAD_WIDTH):
         super().__init__()
         self.backbone = backbone
         self.chunk = int(chunk)
         self.action_query = nn.Parameter(torch.zeros(backbone.hidden_size))
-        self.head = ActionHead(backbone.hidden_size, chunk)
+        self.head = ActionHead(backbone.hidden_size, chunk, head_width)
         self.freeze = sorted(freeze)
         self.apply_freeze(self.freeze)
 
@@ -76,7 +85,8 @@ class VLAPolicy(nn.Module):
                 backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
             if backbone_seed is not None and backbone_seed != seed:
                 torch.manual_seed(seed)
-            return cls(backbone, chunk, model_cfg.get("freeze") or [])
+            return cls(backbone, chunk, model_cfg.get("freeze") or [],
+                       head_width=model_cfg.get("head_width") or PAPER_HEAD_WIDTH)
 
     def apply_freeze(self, freeze) -> None:
         unknown = set(freeze) - set(FREEZE_GROUPS)

@@ -25,7 +25,7 @@ from ..data.episodes import EpisodeStore
 from ..data.normalize import ActionNormalizer
 from ..models.backbones import get_backbone
 from ..models.losses import action_loss
-from ..models.policy import VLAPolicy
+from ..models.policy import PAPER_HEAD_WIDTH, VLAPolicy
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
 
 POLICY_FORMAT = 1
@@ -129,7 +129,8 @@ def load_policy(policy_dir, threads: int = 1) -> LoadedPolicy:
     info = json.loads((policy_dir / "policy.json").read_text())
     backbone = get_backbone(info["backbone"]).from_saved(
         info["backbone_config"], (policy_dir / "tokenizer.json").read_text())
-    policy = VLAPolicy(backbone, info["chunk"], freeze=())
+    policy = VLAPolicy(backbone, info["chunk"], freeze=(),
+                       head_width=info["model_cfg"].get("head_width") or PAPER_HEAD_WIDTH)
     policy.load_state_dict(load_file(str(policy_dir / "policy.safetensors")), strict=True)
     policy.eval()
     for p in policy.parameters():

@@ -28,6 +28,7 @@ import numpy as np
 from ..data.vqa.records import VQAStore
 from ..eval.vqa_metrics import score
 from ..models.vqa_head import VLM_FORMAT, VQAModel
+from .vla import _vlm_digest
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
 
 
@@ -83,7 +84,9 @@ def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, see
     sampler = EpochSampler(len(rows), int(train_cfg["batch_size"]), seed)
     key = config_hash({"kind": "vqa", "model_cfg": model_cfg, "train_cfg": train_cfg, "seed": seed,
                        "threads": threads, "tasks": tasks, "format": VLM_FORMAT,
-                       "vqa": _store_digest(store)})
+                       "vqa": _store_digest(store),
+                       # a start VLM folder (init aux: e.g. the pretrain_vlm one) by its weights
+                       **({"start": _vlm_digest(model_cfg)} if model_cfg.get("init") == "aux" else {})})
     log = run_loop(model, _vqa_loss, sampler, lambda picked: _batch(store, rows, picked), cfg,
                    state_dir, key, progress, seed=seed)
     from accelerate import PartialState

@@ -30,7 +30,8 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<image>", "</image>", "<grou
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "intermediate_size": None, "latent_query_num": 64,
         "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None}
+        "vision_intermediate_size": None,
+        "image_size": 224}  # frame side (multiple of the 14 px patch); the paper's is 224
 
 
 class Kosmos2Backbone(RowsForwardLM, HFBackbone):
@@ -49,6 +50,7 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
         cfg = model.config
         self.pad_id = cfg.text_config.pad_token_id
         self.n_image_tokens = cfg.latent_query_num
+        self.image_size = int(cfg.vision_config.image_size)  # tiny: arch.image_size
         ids = {t: tokenizer.token_to_id(t) for t in ("<s>", "<image>", "</image>", "<grounding>")}
         self.boi, self.eoi, self.bos, self.grounding = ids["<image>"], ids["</image>"], ids["<s>"], ids["<grounding>"]
         self.image_token_id = self.boi  # the slot ids (never embedded: the latents replace them)
@@ -67,7 +69,7 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
                 "eos_token_id": vocab["</s>"]}
         vision = {"hidden_size": v_hidden, "intermediate_size": a["vision_intermediate_size"] or 2 * v_hidden,
                   "num_hidden_layers": a["vision_depth"] or a["num_hidden_layers"],
-                  "num_attention_heads": a["vision_num_heads"], "image_size": IMAGE_SIZE,
+                  "num_attention_heads": a["vision_num_heads"], "image_size": int(a["image_size"]),
                   "patch_size": 14}
         return Kosmos2Config(text_config=text, vision_config=vision, latent_query_num=a["latent_query_num"])
 
@@ -90,7 +92,7 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = frames_for(frames, instructions, IMAGE_SIZE)
+        frames = frames_for(frames, instructions, self.image_size)
         pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
@@ -130,7 +132,7 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
 
     def _lm_rows_forward(self, frames, rows, use_cache: bool):
         device = self.model.get_input_embeddings().weight.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        frames = as_uint8_frames(frames, self.image_size)
         if len(rows) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
         pixel_values = normalized_pixels(frames, CLIP_MEAN, CLIP_STD).to(device)

@@ -24,7 +24,8 @@ SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<image>"]
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 1, "intermediate_size": None,  # None -> 2 x hidden
         "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None}
+        "vision_intermediate_size": None,
+        "image_size": 224}  # frame side (multiple of the 14 px patch); the paper's is 224
 
 
 class PaliGemmaBackbone(HFBackbone):
@@ -44,6 +45,7 @@ class PaliGemmaBackbone(HFBackbone):
         self.bos_id = cfg.text_config.bos_token_id
         self.pad_id = cfg.text_config.pad_token_id or 0
         v = cfg.vision_config
+        self.image_size = int(v.image_size)  # SigLIP's own setting (tiny: arch.image_size)
         self.n_image_tokens = (v.image_size // v.patch_size) ** 2
         self._prompt_cache: dict[str, list[int]] = {}
 
@@ -66,7 +68,7 @@ class PaliGemmaBackbone(HFBackbone):
         vision = {"model_type": "siglip_vision_model", "hidden_size": v_hidden,
                   "intermediate_size": a["vision_intermediate_size"] or 2 * v_hidden,
                   "num_hidden_layers": a["vision_depth"] or a["num_hidden_layers"],
-                  "num_attention_heads": a["vision_num_heads"], "image_size": IMAGE_SIZE,
+                  "num_attention_heads": a["vision_num_heads"], "image_size": int(a["image_size"]),
                   "patch_size": 14, "projection_dim": hidden}
         return PaliGemmaConfig(vision_config=vision,
                                text_config=cls.text_config(a, vocab, tokenizer.get_vocab_size()),
@@ -83,7 +85,7 @@ class PaliGemmaBackbone(HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = frames_for(frames, instructions, IMAGE_SIZE)
+        frames = frames_for(frames, instructions, self.image_size)
         pixel_values = normalized_pixels(frames, (0.5,) * 3, (0.5,) * 3).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         token_type_ids = 1 - mask  # padding -> 1 (masked anyway)
@@ -114,7 +116,7 @@ class PaliGemmaBackbone(HFBackbone):
 
     def _lm_rows_forward(self, frames, rows, prefix_lens, use_cache: bool):
         device = self.model.get_input_embeddings().weight.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        frames = as_uint8_frames(frames, self.image_size)
         if len(rows) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
         pixel_values = normalized_pixels(frames, (0.5,) * 3, (0.5,) * 3).to(device)

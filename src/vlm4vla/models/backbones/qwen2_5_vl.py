@@ -19,7 +19,8 @@ from .qwen_vl import vision_token_ids, CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbo
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
         "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None}  # None -> follow the text side
+        "vision_intermediate_size": None,  # None -> follow the text side
+        "image_size": 224}  # frame side (multiple of 28); 112 -> 8x8 patches -> 16 tokens
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -49,7 +50,8 @@ def tiny_config(arch: dict | None, tokenizer: Tokenizer) -> Qwen2_5_VLConfig:
               "intermediate_size": a["vision_intermediate_size"] or 2 * v_hidden,
               "num_heads": a["vision_num_heads"], "out_hidden_size": hidden,
               "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-              "window_size": 112, "fullatt_block_indexes": [depth - 1]}
+              "window_size": 112, "fullatt_block_indexes": [depth - 1],
+              "image_size": int(a["image_size"])}
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **vision_token_ids(vocab))
 
 

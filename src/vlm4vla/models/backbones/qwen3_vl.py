@@ -20,7 +20,8 @@ from .qwen_vl import vision_token_ids, QwenVLBackbone
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
         "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None, "deepstack_visual_indexes": [0]}
+        "vision_intermediate_size": None, "deepstack_visual_indexes": [0],
+        "image_size": 224}  # frame side (multiple of 32); 128 -> 8x8 patches -> 16 tokens
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -50,7 +51,8 @@ def tiny_config(arch, tokenizer) -> Qwen3VLConfig:
               "intermediate_size": a["vision_intermediate_size"] or 2 * v_hidden,
               "num_heads": a["vision_num_heads"], "out_hidden_size": hidden,
               "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
-              "num_position_embeddings": (224 // 16) ** 2,
+              "num_position_embeddings": (int(a["image_size"]) // 16) ** 2,
+              "image_size": int(a["image_size"]),
               "deepstack_visual_indexes": list(a["deepstack_visual_indexes"])}
     return Qwen3VLConfig(text_config=text, vision_config=vision, **vision_token_ids(vocab))
 

@@ -14,7 +14,7 @@ import torch
 from .base import HFBackbone, as_uint8_frames, frames_for, put_query_last, right_pad, right_pad_with_query
 from .text import build_tokenizer
 
-IMAGE_SIZE = 224
+IMAGE_SIZE = 224  # the paper's frame side; tiny builds may set arch.image_size (a multiple of patch x merge)
 PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
           "<|vision_start|><|image_pad|><|vision_end|>What action should the robotic arm take to "
           "{instruction}<|im_end|>\n<|im_start|>assistant\n")
@@ -82,7 +82,13 @@ class QwenVLBackbone(HFBackbone):
             self.pad_id = tokenizer.token_to_id("<|endoftext|>")
         v = cfg.vision_config
         self.patch, self.merge, self.temporal = v.patch_size, v.spatial_merge_size, v.temporal_patch_size
-        grid = IMAGE_SIZE // self.patch
+        # The frame side is recorded in the vision config (tiny builds: arch.image_size);
+        # released checkpoints have none and take the paper's 224.
+        self.image_size = int(getattr(v, "image_size", None) or IMAGE_SIZE)
+        if self.image_size % (self.patch * self.merge):
+            raise ValueError(f"{self.name}: image_size {self.image_size} must be a multiple of "
+                             f"patch x merge = {self.patch * self.merge}")
+        grid = self.image_size // self.patch
         self.grid_thw = (1, grid, grid)
         self.n_image_tokens = grid * grid // (self.merge ** 2)
         self._prompt_cache: dict[str, list[int]] = {}
@@ -127,7 +133,7 @@ class QwenVLBackbone(HFBackbone):
 
     def _lm_rows(self, frames, rows):
         device = self.model.get_input_embeddings().weight.device
-        frames = as_uint8_frames(frames, IMAGE_SIZE)
+        frames = as_uint8_frames(frames, self.image_size)
         if len(rows) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
         pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
@@ -179,7 +185,7 @@ class QwenVLBackbone(HFBackbone):
 
     def _inputs(self, frames, instructions, query):
         device = query.device
-        frames = frames_for(frames, instructions, IMAGE_SIZE)
+        frames = frames_for(frames, instructions, self.image_size)
         pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
                                 self.image_mean, self.image_std).to(device)
         grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
