@@ -38,7 +38,7 @@ rule pretrain_vlm:
         "logs/benchmarks/pretrain_vlm/{model}.tsv"
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
     shell:
         "{params.launcher} workflow_scripts/finetune_vlm.py {params.cfg} --model {wildcards.model}"
         f" --vlm {P.PRETRAIN_VLM} --vqa {{input.vqa}} --out {{output}} --state {{params.state}} > {{log}} 2>&1"
@@ -65,7 +65,7 @@ rule finetune_vlm:
         "logs/benchmarks/finetune_vlm/{model}/{vlm}.tsv"
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
     shell:
         "{params.launcher} workflow_scripts/finetune_vlm.py {params.cfg} --model {wildcards.model}"
         " --vlm {wildcards.vlm} --vqa {input.vqa} --out {output} --state {params.state} > {log} 2>&1"
@@ -115,7 +115,7 @@ rule stage1_fast:
         "logs/benchmarks/stage1_fast/{benchmark}/{model}/{stage1}.tsv"
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
     shell:
         "{params.launcher} workflow_scripts/stage1_fast.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --model {wildcards.model} --stage1 {wildcards.stage1} --demos {input.demos} --out {output}"

@@ -1,6 +1,7 @@
 # Config loading, validation and helpers shared by every rule file.
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +42,10 @@ if _from_files != config:
         "with --configfile.")
 
 PY = "python"
+# A training job holds one GPU where the machine has one (the default profile's `gpu=1`
+# limit then runs them one at a time); on a CPU-only machine it holds none, so trainings run
+# side by side like any other job (--cores decides). Cluster profiles set `gpu` per rule.
+TRAIN_GPUS = 1 if shutil.which("nvidia-smi") else 0
 NAME = r"[A-Za-z0-9_.\-]+"
 
 

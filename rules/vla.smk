@@ -19,7 +19,7 @@ rule finetune_vla:
         "logs/benchmarks/finetune_vla/{benchmark}/{model}.tsv"
     threads: config["threads"]
     resources:
-        gpu=1,
+        gpu=TRAIN_GPUS,
     shell:
         "{params.launcher} workflow_scripts/finetune_vla.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --model {wildcards.model} --demos {input.demos} --out {output} --state {params.state}"

@@ -71,8 +71,9 @@ def test_tiny_pipeline_through_slurm_matches_local_run(slurm_cluster, tiny_run, 
     out = proc.stdout + proc.stderr
     # every job went through sbatch (none ran locally), training with one (fake) GPU
     submitted = out.count("has been submitted with SLURM jobid")
-    # demos, 3 trainings + 3 evaluations (the backbone and the init pair's scratch row), table, figure
-    assert submitted == 9, out[-4000:]
+    # demos, VQA store + pretrain_vlm (the backbone is pretrained as a VLM first), 3 trainings
+    # + 3 evaluations (the backbone and the init pair's scratch row), table, figure
+    assert submitted == 11, out[-4000:]
     assert "Falling back to 'sacct'" not in out, "squeue status polling needs MinJobAge >= 3x init delay"
     finetune = out.split("rule finetune_vla:")[1].split("Shell command")[0]
     threads = yaml.safe_load((REPO / "config" / "test.yaml").read_text())["threads"]

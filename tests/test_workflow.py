@@ -148,6 +148,24 @@ def test_aux_experiment_chain(tiny_run):
     assert (fast / "vlm.safetensors").is_file() and (fast / "fast_tokenizer.json").is_file()
 
 
+def test_pretrain_vlm_stage_starts_every_stage(tiny_run):
+    """init pretrain_vlm: the tiny VLM is trained as a VLM from random weights first; aux
+    tuning starts from it, the plain VLA run too, the --scratch twin does not."""
+    from safetensors.torch import load_file
+
+    vlm = tiny_run / "results/vqa/vlm/qwen25vl_tiny/pretrain"
+    info = json.loads((vlm / "vlm.json").read_text())
+    assert info["tasks"] == ["embodied_qa", "general_vqa"] and info["steps"] == 4
+    assert info["model_cfg"]["init"] == "scratch"
+    aux = json.loads((tiny_run / "results/vqa/vlm/qwen25vl_tiny/aux_pointing/vlm.json").read_text())
+    assert aux["model_cfg"]["init"] == "aux" and aux["model_cfg"]["vlm"] == "results/vqa/vlm/qwen25vl_tiny/pretrain"
+    pol = json.loads((tiny_run / "results/vla/metaworld/qwen25vl_tiny/policy.json").read_text())
+    assert pol["model_cfg"]["init"] == "aux" and pol["model_cfg"]["vlm"] == "results/vqa/vlm/qwen25vl_tiny/pretrain"
+    assert pol["model_cfg"]["head_width"] == 128
+    w = load_file(str(vlm / "vlm.safetensors"))
+    assert all(k.startswith(("model.", "lm_head.")) for k in w)
+
+
 def test_html_report(tiny_run):
     run([*SNAKEMAKE, "--configfile", "config/test.yaml", "--report", "results/report.html"], cwd=tiny_run)
     html = (tiny_run / "results/report.html").read_text(errors="replace")
@@ -172,22 +190,24 @@ def test_targeted_rule_builds_only_its_dependencies(tmp_path):
     work = copy_repo(tmp_path)
     proc = run([*SNAKEMAKE, "table_main", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
-        "prepare_demos": 1, "finetune_vla": 3, "evaluate": 3, "table_main": 1}  # + init pair
+        "prepare_demos": 1, "finetune_vla": 3, "evaluate": 3, "table_main": 1,  # + init pair
+        "generate_vqa": 1, "pretrain_vlm": 1}  # qwen25vl_tiny is pretrained as a VLM first
     proc = run([*SNAKEMAKE, "table_ablation", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
-        "prepare_demos": 1, "finetune_vla": 2, "evaluate": 2, "table_ablation": 1}
+        "prepare_demos": 1, "finetune_vla": 2, "evaluate": 2, "table_ablation": 1,
+        "generate_vqa": 1, "pretrain_vlm": 1}
     proc = run([*SNAKEMAKE, "figure_aux", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
         "generate_vqa": 1, "prepare_demos": 1, "finetune_vlm": 1, "eval_vqa": 2,
-        "finetune_vla": 4, "evaluate": 4, "figure_aux": 1}
+        "finetune_vla": 4, "evaluate": 4, "figure_aux": 1, "pretrain_vlm": 1}
     proc = run([*SNAKEMAKE, "figure_capability", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
         "generate_vqa": 1, "prepare_demos": 1, "finetune_vlm": 1, "eval_vqa": 2,
-        "finetune_vla": 2, "evaluate": 2, "figure_capability": 1}
+        "finetune_vla": 2, "evaluate": 2, "figure_capability": 1, "pretrain_vlm": 1}
     proc = run([*SNAKEMAKE, "table_vision_supervision", "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert job_counts(proc.stdout + proc.stderr) == {
         "prepare_demos": 1, "stage1_fast": 2, "finetune_vla": 6, "evaluate": 6,
-        "table_vision_supervision": 1}
+        "table_vision_supervision": 1, "generate_vqa": 1, "pretrain_vlm": 1}
 
 
 def test_dvc_repro_reproduces_table_hashes(tiny_run, tmp_path):

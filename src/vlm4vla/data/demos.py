@@ -46,7 +46,7 @@ def task_seed(seed: int, task: str, index: int) -> int:
 
 def max_attempts(demos_per_task: int) -> int:
     """Seeds tried per task before giving up (the experts fail rarely, so this is generous)."""
-    return 2 * demos_per_task + 10
+    return demos_per_task + 10
 
 
 def expert_episode(env, seed: int, max_steps: int, render: bool
