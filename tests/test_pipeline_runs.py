@@ -90,12 +90,21 @@ def test_config_cross_checks_name_the_key():
     with pytest.raises(ConfigError, match=r"experiments\.aux\.tasks.*'colour'"):
         validate_config(raw)
     raw = _raw()
+    raw["models"]["composed"] = {"backbone": "composed_pretrained", "init": "pretrained"}
     raw["experiments"]["aux"]["models"] = ["composed"]
     with pytest.raises(ConfigError, match=r"experiments\.aux\.models.*'composed'.*language-model head"):
         validate_config(raw)
     raw = _raw()
     del raw["vqa"]
     with pytest.raises(ConfigError, match="need a 'vqa' section"):
+        validate_config(raw)
+    raw = _raw()
+    del raw["pretrain"]
+    with pytest.raises(ConfigError, match="init 'pretrain_vlm', which needs a 'pretrain' section"):
+        validate_config(raw)
+    raw = _raw()
+    raw["pretrain"]["tasks"] = ["general_vqa", "captions"]
+    with pytest.raises(ConfigError, match=r"pretrain\.tasks"):
         validate_config(raw)
     raw = _raw()
     raw["vqa"]["tasks"]["pointng"] = {"train": 1, "eval": 1}

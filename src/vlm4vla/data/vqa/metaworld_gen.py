@@ -75,6 +75,12 @@ TABLE_COLOUR, ARM_COLOUR = "brown", "red"
 TASK_OBJECTS: dict[str, tuple[SceneObject, ...]] = {
     "button-press-v3": (SceneObject("button", "red", ("button",), countable=False),
                         SceneObject("button box", "yellow", ("buttonbox",))),
+    "button-press-topdown-v3": (SceneObject("button", "red", ("button",), countable=False),
+                                SceneObject("button box", "yellow", ("buttonbox",))),
+    # one body holds the handle and its housing (geoms of one body share one mask); the
+    # window's frame and sash are its two bodies. Colours not asked: their materials mix.
+    "handle-press-v3": (SceneObject("handle press", None, ("hdlprs",)),),
+    "window-open-v3": (SceneObject("window", None, ("windowb_a", "windowb_b")),),
     "door-open-v3": (SceneObject("door", "gray", ("door_link",), joint="doorjoint",
                                  closed_below=0.05, open_above=0.35),
                      SceneObject("goal marker", "green", sites=("goal",), countable=False)),
