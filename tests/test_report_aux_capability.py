@@ -13,10 +13,11 @@ from vlm4vla import pipeline as P
 from vlm4vla.config import load_config
 from vlm4vla.report import aux, capability, figures
 
-# (benchmark, run) -> (successes, n); VLM -> general_vqa / pointing accuracy
+# (benchmark, run) -> (successes, n); VLM -> VQA accuracy per task (6 questions each)
 OUTCOMES = {"qwen25vl_tiny": (1, 4), "qwen25vl_tiny--seed1": (0, 4),
             "qwen25vl_tiny--aux_pointing": (4, 4), "qwen25vl_tiny--aux_pointing--seed1": (3, 4)}
-VQA = {"base": {"general_vqa": 0.1, "pointing": 0.0}, "aux_pointing": {"general_vqa": 0.3, "pointing": 0.5}}
+VQA = {"base": {"general_vqa": 0.1, "embodied_qa": 0.5, "pointing": 0.0},
+       "aux_pointing": {"general_vqa": 0.3, "embodied_qa": 0.7, "pointing": 0.5}}
 
 
 @pytest.fixture()
@@ -60,12 +61,22 @@ def test_aux_table_refuses_an_unfinished_evaluation(results):
 
 def test_capability_points_and_correlations(results):
     pts = capability.capability_points(results).set_index("run")
-    assert pts.loc["qwen25vl_tiny", "capability"] == 0.1
-    assert pts.loc["qwen25vl_tiny--aux_pointing", "capability"] == 0.3
+    # x = general_vqa + embodied_qa pooled over their questions (config x_tasks)
+    assert pts.loc["qwen25vl_tiny", "capability"] == pytest.approx(0.3)
+    assert pts.loc["qwen25vl_tiny--aux_pointing", "capability"] == pytest.approx(0.5)
     assert list(pts["score_norm"]) == [0.0, 1.0]  # min-max per benchmark
     corr = capability.correlations(pts.reset_index(), n_boot=200, seed=0).iloc[0]
     assert corr.n_points == 2 and corr.slope == pytest.approx(5.0)
     assert corr.pearson == pytest.approx(1.0)
+
+
+def test_measured_capability_pools_questions_and_names_a_missing_task():
+    m = {"general_vqa": {"n": 96, "accuracy": 0.95}, "embodied_qa": {"n": 32, "accuracy": 0.55}}
+    assert capability.measured_capability(m, ["general_vqa"], "m") == 0.95
+    assert capability.measured_capability(m, ["general_vqa", "embodied_qa"], "m") == \
+        pytest.approx((0.95 * 96 + 0.55 * 32) / 128)
+    with pytest.raises(ValueError, match="no depth task.*x_tasks"):
+        capability.measured_capability(m, ["general_vqa", "depth"], "m")
 
 
 def test_correlations_match_scipy_and_are_reproducible():

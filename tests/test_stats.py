@@ -35,3 +35,23 @@ def test_bootstrap_is_seeded_and_brackets_estimate():
     lo, hi = bootstrap_ci(x, y, pearson, n_boot=500, seed=7)
     assert (lo, hi) == bootstrap_ci(x, y, pearson, n_boot=500, seed=7)
     assert lo < pearson(x, y) < hi and hi - lo < 0.5
+
+
+def test_detectable_difference_matches_the_textbook_formula():
+    from vlm4vla.report.stats import detectable_difference
+    # (1.95996 + 0.84162) * sqrt(0.25 * (2 / 60)) = 0.2558
+    assert abs(detectable_difference(60, 60) - 0.2558) < 1e-3
+    assert detectable_difference(20, 20) > 0.44  # a 20-trial column cannot see 25 points
+    assert detectable_difference(200, 200) < detectable_difference(60, 60)
+    with pytest.raises(ValueError):
+        detectable_difference(0, 10)
+
+
+def test_power_footer_flags_underpowered_columns():
+    from vlm4vla.report.stats import power_footer
+    text = "\n".join(power_footer({"metaworld": [60, 60, 60], "libero": [20, 20]}))
+    mw = next(line for line in text.splitlines() if line.startswith("- metaworld"))
+    lib = next(line for line in text.splitlines() if line.startswith("- libero"))
+    assert "60 trials per arm -> 25.6 points (78% power at 25 points)" in mw
+    assert "underpowered" not in mw
+    assert "20 trials per arm -> 44.3 points" in lib and "underpowered" in lib

@@ -55,7 +55,8 @@ def test_every_artifact_is_real(tiny_run):
     cfg = _test_cfg()
     bench = cfg["benchmarks"]["metaworld"]
     store = EpisodeStore(tiny_run / "results/demos/metaworld")  # verifies checksums
-    assert store.frames.shape[1:] == (224, 224, 3) and store.frames.dtype == np.uint8
+    size = bench["image_size"]
+    assert store.frames.shape[1:] == (size, size, 3) and store.frames.dtype == np.uint8
     assert sorted({e["task"] for e in store.episodes}) == sorted(bench["tasks"])
     assert len(store.episodes) == bench["demos_per_task"] * len(bench["tasks"])
 

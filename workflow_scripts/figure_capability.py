@@ -17,8 +17,9 @@ def main() -> None:
 
     points = capability.capability_points(cfg)
     corr = capability.correlations(points, n_boot=exp["bootstrap"], seed=cfg["seed"])
-    capability.write(points, corr, exp["x"], args.out_csv, args.out_corr, args.out_md)
-    label = ("general VQA accuracy of the start VLM (measured)" if exp["x"] == "measured"
+    capability.write(points, corr, exp["x"], args.out_csv, args.out_corr, args.out_md,
+                     tuple(exp["x_tasks"]))
+    label = (f"{' + '.join(exp['x_tasks'])} accuracy of the start VLM (measured)" if exp["x"] == "measured"
              else "published general-benchmark score")
     capability_figure(points, corr, label, args.png, args.svg)
 

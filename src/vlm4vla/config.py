@@ -198,6 +198,11 @@ def _check_vqa_references(cfg: dict, get_backbone) -> None:
             if t not in vqa["tasks"]:
                 raise ConfigError(f"config key 'experiments.aux.tasks' names VQA task '{t}', which has "
                                   f"no records under 'vqa.tasks' (configured: {', '.join(sorted(vqa['tasks']))})")
+    if (exps.get("capability") or {}).get("x") == "measured" and vqa:
+        for t in exps["capability"]["x_tasks"]:
+            if t not in vqa["tasks"]:
+                raise ConfigError(f"config key 'experiments.capability.x_tasks' names VQA task '{t}', which has "
+                                  f"no records under 'vqa.tasks' (configured: {', '.join(sorted(vqa['tasks']))})")
     if exps.get("capability"):
         have = set(exps["main"]["benchmarks"]) | set((exps.get("aux") or {}).get("benchmarks", []))
         for b in exps["capability"]["benchmarks"]:

@@ -20,7 +20,7 @@ import pandas as pd
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text
-from vlm4vla.report.stats import fisher_exact
+from vlm4vla.report.stats import fisher_exact, power_footer
 
 ALPHA = 0.05
 
@@ -135,6 +135,7 @@ def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
                      f"{_f(r.general_vqa_acc)} | {r.seed_success_pct.replace(';', ', ')} | "
                      f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials}) | "
                      f"{delta} | {p} | {r.significant} |")
+    lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)})
     tasks = [c for c in matrix.columns if c not in ("model", "vlm")]
     lines += ["", "## VQA accuracy of every VLM on every held-out task", "",
               "| model | VLM | " + " | ".join(tasks) + " |", "|---|---|" + "---:|" * len(tasks)]

@@ -2,7 +2,8 @@
 
 Points: every main-table run and every seed-0 aux run on the figure's benchmarks; each
 starts from a VLM whose general capability is
-- measured (embedded default): its general_vqa accuracy on the held-out VQA split, or
+- measured (embedded default): its accuracy on the held-out VQA split of the
+  `experiments.capability.x_tasks` (pooled over their questions), or
 - published (paper scale): the mean of the general-benchmark scores listed for its paper
   backbone in config/data/general_capability.csv (each row cites its source).
 y = closed-loop success %, min-max normalised per benchmark as in the paper. Per benchmark:
@@ -42,6 +43,16 @@ def published_scores(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def measured_capability(metrics: dict, tasks: list[str], name: str) -> float:
+    """Question-weighted mean accuracy over `tasks` (pooled correct / pooled questions)."""
+    missing = [t for t in tasks if t not in metrics]
+    if missing:
+        raise ValueError(f"VQA metrics of {name} have no {', '.join(missing)} task: add it to "
+                         "vqa.tasks or drop it from experiments.capability.x_tasks")
+    n = sum(int(metrics[t]["n"]) for t in tasks)
+    return round(sum(float(metrics[t]["accuracy"]) * int(metrics[t]["n"]) for t in tasks) / n, 6)
+
+
 def capability_points(cfg: dict) -> pd.DataFrame:
     exp = cfg["experiments"]["capability"]
     scores = published_scores(P.GENERAL_SCORES) if exp["x"] == "published" else None
@@ -62,11 +73,7 @@ def capability_points(cfg: dict) -> pd.DataFrame:
         elif not P.supports_vqa(cfg, model):
             note = f"backbone {cfg['models'][model]['backbone']} has no language-model head"
         else:
-            m = vqa_metrics(model, vlm)
-            if "general_vqa" not in m:
-                raise ValueError(f"VQA metrics of {model}/{vlm} have no general_vqa task: add "
-                                 "general_vqa to vqa.tasks for experiments.capability.x = measured")
-            x = float(m["general_vqa"]["accuracy"])
+            x = measured_capability(vqa_metrics(model, vlm), exp["x_tasks"], f"{model}/{vlm}")
         o = eval_summary(bench, run)["overall"]
         n, k = int(o["n"]), int(o["successes"])
         lo, hi = wilson_interval(k, n)
@@ -114,8 +121,10 @@ def _f(v, fmt="{:+.3f}") -> str:
     return "undefined" if v is None or pd.isna(v) else fmt.format(v)
 
 
-def to_markdown(points: pd.DataFrame, corr: pd.DataFrame, x_kind: str) -> str:
-    xdesc = ("general_vqa accuracy of the run's start VLM (held-out VQA split)" if x_kind == "measured"
+def to_markdown(points: pd.DataFrame, corr: pd.DataFrame, x_kind: str,
+                x_tasks: tuple[str, ...] = ("general_vqa",)) -> str:
+    xdesc = (f"accuracy of the run's start VLM on the held-out {' + '.join(x_tasks)} split"
+             if x_kind == "measured"
              else "mean published general-benchmark score of the paper backbone")
     lines = ["# General capability vs VLA score (Figure 3)", "",
              f"x = {xdesc}; y = closed-loop success %, min-max normalised per benchmark. "
@@ -143,7 +152,7 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def write(points: pd.DataFrame, corr: pd.DataFrame, x_kind: str, csv_path: str, corr_path: str,
-          md_path: str) -> None:
+          md_path: str, x_tasks: tuple[str, ...] = ("general_vqa",)) -> None:
     atomic_write_text(csv_path, _csv(points))
     atomic_write_text(corr_path, _csv(corr))
-    atomic_write_text(md_path, to_markdown(points, corr, x_kind))
+    atomic_write_text(md_path, to_markdown(points, corr, x_kind, x_tasks))

@@ -5,7 +5,8 @@ is matched to reproduced runs through `paper_name` in the config: a model's pape
 names the paper backbone it stands in for, a benchmark's the paper benchmark. When the
 reproduced benchmark is not the paper's (e.g. Meta-World standing in for CALVIN), or the
 backbone is a tiny stand-in, the row says so: the absolute numbers are then not
-comparable, but the *direction* of an ablation (does freezing X hurt?) is, and is shown.
+comparable, but the *direction* of an ablation (does freezing X hurt?) is, and is shown
+when the reproduced difference is significant (a non-significant one is said to be so).
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from vlm4vla.io import atomic_write_text
 # paper variant name -> ours
 VARIANT_MAP = {"baseline": "full", "full_finetune": "full", "freeze_vision": "freeze_vision",
                "freeze_word_embeddings": "freeze_word_embeddings", "freeze_llm": "freeze_llm"}
+
+
+ALPHA = 0.05  # a reproduced delta is read (for or against the paper) only below this p
+
+
+def direction_verdict(paper_delta: float, delta: float, p_value: float) -> str:
+    """'yes' / 'no' only for a significant reproduced delta: a difference the trials cannot
+    tell from chance says nothing about the direction, so it is not counted as agreement."""
+    if p_value is None or pd.isna(p_value) or p_value >= ALPHA:
+        return "not significant"
+    if delta == 0 or paper_delta == 0:
+        return "no change"
+    return "yes" if (paper_delta < 0) == (delta < 0) else "no"
 
 
 def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -53,8 +67,7 @@ def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) 
                 row.update(paper_delta_vs_full=round(paper_delta, 3),
                            reproduced_delta_vs_full_pct=m.delta_pct,
                            reproduced_p_value=m.p_value,
-                           same_direction=("yes" if (paper_delta < 0) == (m.delta_pct < 0) else "no")
-                           if m.delta_pct != 0 else "no change")
+                           same_direction=direction_verdict(paper_delta, m.delta_pct, m.p_value))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -63,7 +76,9 @@ def to_markdown(df: pd.DataFrame) -> str:
     lines = ["# Paper vs reproduced", "",
              "Paper values from config/data/paper_reported.csv (source column). 'stand-in "
              "benchmark' rows compare a tiny backbone on another simulator: read the direction "
-             "of ablations (same_direction), not absolute values.", "",
+             "of ablations (same_direction), not absolute values. same_direction is yes/no only "
+             f"when the reproduced delta is significant (Fisher exact p < {ALPHA}); otherwise "
+             "'not significant': the trials cannot tell it from chance, for or against the paper.", "",
              "| experiment | paper backbone | variant | paper benchmark | paper | status | run | "
              "reproduced % [95% CI] (n) | paper delta | reproduced delta (p) | same direction |",
              "|---|---|---|---|---:|---|---|---|---:|---:|---|"]

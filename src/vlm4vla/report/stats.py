@@ -10,6 +10,7 @@ Everything is numpy + math; tests check the values against scipy.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -89,3 +90,47 @@ def bootstrap_ci(x, y, stat, n_boot: int = 2000, seed: int = 0, level: float = 0
 
 def significance_marker(p: float, alpha: float = 0.05) -> str:
     return "yes" if p < alpha else "no"
+
+
+def detectable_difference(n1: int, n2: int, power: float = 0.8, alpha: float = 0.05,
+                          p: float = 0.5) -> float:
+    """Smallest true difference in success rate (fraction) that a two-sided test at `alpha`
+    detects with probability `power` from n1 and n2 trials, both rates near `p` (normal
+    approximation; p = 0.5 is the worst case). 60 vs 60 trials: ~0.256."""
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"need at least one trial per arm, got {n1} and {n2}")
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    return z * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+def power_at(delta: float, n1: int, n2: int, alpha: float = 0.05, p: float = 0.5) -> float:
+    """Probability that a two-sided test at `alpha` detects a true difference `delta`
+    (fraction) from n1 and n2 trials, rates near `p` (normal approximation)."""
+    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+    return NormalDist().cdf(abs(delta) / se - NormalDist().inv_cdf(1 - alpha / 2))
+
+
+POWER_TARGET_PTS = 25.0  # the difference a comparison table should be able to see
+
+
+def power_footer(trials: dict[str, list[int]], alpha: float = 0.05, power: float = 0.8) -> list[str]:
+    """Markdown lines saying, per benchmark, the trials per arm, the smallest difference two
+    arms are told apart by with `power` (the fewest-trial pair), and the chance of seeing a
+    POWER_TARGET_PTS-point difference; a column where that chance is under one half is
+    called underpowered in so many words, so its 'not significant' reads 'cannot tell'."""
+    target = POWER_TARGET_PTS
+    lines = ["", f"Power (two-sided, alpha {alpha}, success rates near 50%): the smallest "
+             f"difference between two arms detected with {power:.0%} probability, and the "
+             f"probability of detecting a true {target:.0f}-point difference. A difference "
+             "smaller than the first will usually read 'not significant' even when real."]
+    for bench in sorted(trials):
+        ns = sorted(trials[bench])
+        n1, n2 = ns[0], ns[1] if len(ns) > 1 else ns[0]
+        d = 100 * detectable_difference(n1, n2, power, alpha)
+        at = power_at(target / 100, n1, n2, alpha)
+        per_arm = str(ns[0]) if ns[0] == ns[-1] else f"{ns[0]}-{ns[-1]}"
+        verdict = (f"; underpowered: this column cannot detect a {target:.0f}-point difference, "
+                   "read its p-values as 'cannot tell'" if at < 0.5 else "")
+        lines.append(f"- {bench}: {per_arm} trials per arm -> {d:.1f} points "
+                     f"({at:.0%} power at {target:.0f} points){verdict}")
+    return lines

@@ -17,7 +17,7 @@ import pandas as pd
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text
-from vlm4vla.report.stats import fisher_exact
+from vlm4vla.report.stats import fisher_exact, power_footer
 
 ALPHA = 0.05
 STAGE1_LABELS = {"frozen_vision": "FAST tokens, vision frozen", "full": "FAST tokens, vision trained"}
@@ -127,6 +127,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
             p = "" if not r.reference else f"{r.p_value:.3g}"
             lines.append(f"| {r.benchmark} | {r.model} | {r.variant} | {_params(r.params_trainable)} / "
                          f"{_params(r.params_total)} | {_cell(r)} | {delta} | {p} | {r.significant} |")
+    lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)})
     return "\n".join(lines) + "\n"
 
 
