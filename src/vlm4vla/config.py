@@ -97,7 +97,7 @@ def validate_config(cfg: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration: " + "; ".join(_format_error(e, schema) for e in errors))
-    _fill_defaults(cfg, schema)
+    _fill_defaults(cfg, schema, schema)
     _check_references(cfg)
     return cfg
 
@@ -110,19 +110,31 @@ def _drop_nulls(node) -> None:
             _drop_nulls(v)
 
 
-def _fill_defaults(node, schema: dict) -> None:
+def _resolve(sub: dict, root: dict) -> dict:
+    """A local `$ref` ("#/a/b") replaced by what it points to (e.g. vqa.train -> train)."""
+    while "$ref" in sub:
+        node = root
+        for part in sub["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        sub = node
+    return sub
+
+
+def _fill_defaults(node, schema: dict, root: dict) -> None:
     if not isinstance(node, dict):
         return
+    schema = _resolve(schema, root)
     for key, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
         if key not in node and "default" in sub:
             node[key] = copy.deepcopy(sub["default"])
         if key in node:
-            _fill_defaults(node[key], sub)
+            _fill_defaults(node[key], sub, root)
     extra = schema.get("additionalProperties")
     if isinstance(extra, dict):
         for key in node:
             if key not in schema.get("properties", {}):
-                _fill_defaults(node[key], extra)
+                _fill_defaults(node[key], extra, root)
 
 
 def _check_references(cfg: dict) -> None:

@@ -36,6 +36,7 @@ class LoopConfig:
     weight_decay: float = 0.0
     checkpoint_every: int = 0  # 0: only at the end
     log_every: int = 10
+    grad_accum: int = 1  # micro-batches per optimizer step (gradients summed, sample-weighted)
 
     @classmethod
     def from_train_cfg(cls, train_cfg: dict, lr: float | None = None) -> "LoopConfig":
@@ -44,7 +45,8 @@ class LoopConfig:
                    grad_clip=float(train_cfg.get("grad_clip", 1.0)),
                    weight_decay=float(train_cfg.get("weight_decay", 0.0)),
                    checkpoint_every=int(train_cfg.get("checkpoint_every", 0)),
-                   log_every=int(train_cfg.get("log_every", 10)))
+                   log_every=int(train_cfg.get("log_every", 10)),
+                   grad_accum=int(train_cfg.get("grad_accum", 1)))
 
 
 def set_determinism(threads: int) -> None:
@@ -184,12 +186,10 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     rank, world = accelerator.process_index, accelerator.num_processes
     main = accelerator.is_main_process
     for step in range(start + 1, cfg.steps + 1):
-        batch = get_batch(sampler.next()[rank::world])
+        indices = sampler.next()[rank::world]
         lr = optimizer.param_groups[0]["lr"]
-        with accelerator.autocast():
-            losses = compute_loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(losses["loss"])
+        losses = accumulate(model, compute_loss, get_batch, indices, cfg.grad_accum, accelerator)
         if cfg.grad_clip > 0:
             accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
@@ -215,6 +215,42 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     accelerator.wait_for_everyone()
     model.eval()
     return rows
+
+
+def micro_batches(indices: list[int], n: int) -> list[list[int]]:
+    """`indices` cut into at most n consecutive, nearly equal, non-empty slices."""
+    n = max(1, min(int(n), len(indices)))
+    q, r = divmod(len(indices), n)
+    cuts = [i * q + min(i, r) for i in range(n + 1)]
+    return [indices[a:b] for a, b in zip(cuts, cuts[1:])]
+
+
+def accumulate(model, compute_loss, get_batch, indices: list[int], n: int, accelerator) -> dict:
+    """Forward + backward over `indices` in n micro-batches; each loss is weighted by its
+    share of the samples, so the summed gradient is the gradient of the whole batch's
+    sample-mean loss (exactly, for a loss averaged over samples). Returns the weighted
+    losses (detached for n > 1). Under DDP only the last pass synchronises gradients."""
+    parts = micro_batches(indices, n)
+    if len(parts) == 1:  # the plain step (bit-identical to a loop without accumulation)
+        with accelerator.autocast():
+            losses = compute_loss(model, get_batch(parts[0]))
+        accelerator.backward(losses["loss"])
+        return losses
+    total: dict = {}
+    for i, part in enumerate(parts):
+        w = len(part) / len(indices)
+        sync = accelerator.no_sync(model) if i < len(parts) - 1 else _nullcontext()
+        with sync, accelerator.autocast():
+            losses = compute_loss(model, get_batch(part))
+            accelerator.backward(losses["loss"] * w)
+        for k, v in losses.items():
+            total[k] = total.get(k, 0.0) + v.detach() * w
+    return total
+
+
+def _nullcontext():
+    import contextlib
+    return contextlib.nullcontext()
 
 
 def _say(msg: str) -> None:
