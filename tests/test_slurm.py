@@ -83,3 +83,34 @@ def test_tiny_pipeline_through_slurm_matches_local_run(slurm_cluster, tiny_run, 
     assert _digests(work, ARTIFACTS) == _digests(tiny_run, ARTIFACTS)
     again = run([*SNAKEMAKE, *TARGETS, "-n", "--configfile", "config/test.yaml"], cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_dvc_repro_through_the_slurm_profile_matches_local_run(slurm_cluster, tiny_run, tmp_path,
+                                                              monkeypatch):
+    """`dvc repro` on the "login node": every heavy stage runs as an srun job with the rule's
+    resources from profiles/slurm (vlm4vla.launch), and dvc.lock records the same hashes as
+    the local run's artifacts."""
+    import hashlib
+    import sys
+
+    work = copy_repo(tmp_path)
+    run(["git", "init", "-q"], cwd=work)
+    run([sys.executable, "workflow_scripts/make_dvc_yaml.py", "--configfile", "config/test.yaml",
+         "--out", "dvc.yaml"], cwd=work)
+    monkeypatch.setenv("VLM4VLA_LAUNCH_PROFILE", "profiles/slurm")  # run() passes os.environ on
+    t0 = time.monotonic()
+    proc = run(["dvc", "repro", "figure_main"], cwd=work, timeout=1500)
+    print(f"dvc repro through SLURM: {time.monotonic() - t0:.1f}s")
+    out = proc.stdout + proc.stderr
+    launched = [line for line in out.splitlines() if line.startswith("[launch] srun")]
+    # demos, VQA store, pretrain_vlm, 3 trainings + 3 evaluations (heavy); table and figure run here
+    assert len(launched) == 9, out[-4000:]
+    train = next(line for line in launched if "--job-name=finetune_vla" in line)
+    assert "--gpus=1" in train and "--mem=8000M" in train, train
+    assert _digests(work, ARTIFACTS) == _digests(tiny_run, ARTIFACTS)
+    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    outs = {o["path"]: o["md5"] for st in lock["stages"].values() for o in st.get("outs", [])}
+    for rel in ARTIFACTS:
+        assert outs[rel] == hashlib.md5((tiny_run / rel).read_bytes()).hexdigest(), rel
+    status = run(["dvc", "status", "figure_main"], cwd=work)
+    assert "up to date" in status.stdout

@@ -13,6 +13,13 @@ from vlm4vla import pipeline as P
 from vlm4vla.config import load_config, read_config_files
 
 
+def launched(rule: str, threads: int, cmd: str) -> str:
+    """A heavy stage's command, started through vlm4vla.launch: here by default, as a SLURM
+    job with the rule's profile resources when VLM4VLA_LAUNCH_PROFILE names a profile. The
+    command string (hashed into dvc.lock) is the same either way."""
+    return f"python -m vlm4vla.launch --rule {rule} --threads {threads} -- {cmd}"
+
+
 EVAL_SUMMARY = "summary.json"  # success rate, trials, Wilson CI: a DVC metric of each evaluation
 
 
@@ -43,20 +50,22 @@ def stages(cfg: dict, cf: str) -> dict:
     for b in sorted({b for b, _ in runs}):
         d = P.demos_dir(b)
         stage(f"prepare_demos-{b}", "prepare_demos",
-              f"python workflow_scripts/prepare_demos.py {conf} --benchmark {b} --out {d}",
+              launched("prepare_demos", 1, f"python workflow_scripts/prepare_demos.py {conf} --benchmark {b} --out {d}"),
               [], P.spec_param_keys(P.demo_spec, cfg, b), [d])
     for b, m in runs:
         pol, st = P.policy_dir(b, m), P.state_dir(b, m)
         stage(f"finetune_vla-{b}-{m}", "finetune_vla",
-              f"python workflow_scripts/finetune_vla.py {conf} --benchmark {b} --model {m}"
-              f" --demos {P.demos_dir(b)} --out {pol} --state {st}",
+              launched("finetune_vla", cfg["threads"],
+                       f"python workflow_scripts/finetune_vla.py {conf} --benchmark {b} --model {m}"
+                       f" --demos {P.demos_dir(b)} --out {pol} --state {st}"),
               [P.demos_dir(b), *P.start_vlm_input(cfg, b, m)],
               P.spec_param_keys(P.train_spec, cfg, b, m), [pol])
     for b, m in runs:
         ev = P.eval_dir(b, m)
         stage(f"evaluate-{b}-{m}", "evaluate",
-              f"python workflow_scripts/evaluate.py {conf} --benchmark {b} --model {m}"
-              f" --policy {P.policy_dir(b, m)} --out {ev}",
+              launched("evaluate", cfg["evaluate"]["workers"],
+                       f"python workflow_scripts/evaluate.py {conf} --benchmark {b} --model {m}"
+                       f" --policy {P.policy_dir(b, m)} --out {ev}"),
               [P.policy_dir(b, m)], P.spec_param_keys(P.eval_spec, cfg, b, m),
               [f"{ev}/{f}" for f in P.EVAL_FILES if f != EVAL_SUMMARY],
               metrics=[f"{ev}/{EVAL_SUMMARY}"])
@@ -87,34 +96,38 @@ def aux_stages(cfg: dict, conf: str, stage) -> None:
     exps = cfg["experiments"]
     if P.aux_vlm_jobs(cfg) or P.vqa_eval_jobs(cfg) or P.pretrain_jobs(cfg):
         stage("generate_vqa", "generate_vqa",
-              f"python workflow_scripts/generate_vqa.py {conf} --out {P.VQA_DATA}",
+              launched("generate_vqa", 1, f"python workflow_scripts/generate_vqa.py {conf} --out {P.VQA_DATA}"),
               [e[s] for _, e in sorted(cfg["vqa"].get("files", {}).items()) for s in ("train", "eval")],
               P.spec_param_keys(P.vqa_data_spec, cfg), [P.VQA_DATA])
     for m in P.pretrain_jobs(cfg):
         v = P.PRETRAIN_VLM
         d = P.vlm_dir(m, v)
         stage(f"pretrain_vlm-{m}", "finetune_vlm",
-              f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
-              f" --out {d} --state {P.vlm_state_dir(m, v)}",
+              launched("pretrain_vlm", cfg["threads"],
+                       f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+                       f" --out {d} --state {P.vlm_state_dir(m, v)}"),
               [P.VQA_DATA], P.spec_param_keys(P.pretrain_spec, cfg, m), [d])
     for m, v in P.aux_vlm_jobs(cfg):
         d = P.vlm_dir(m, v)
         stage(f"finetune_vlm-{m}-{v}", "finetune_vlm",
-              f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
-              f" --out {d} --state {P.vlm_state_dir(m, v)}",
+              launched("finetune_vlm", cfg["threads"],
+                       f"python workflow_scripts/finetune_vlm.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+                       f" --out {d} --state {P.vlm_state_dir(m, v)}"),
               [P.VQA_DATA, *P.pretrain_input(cfg, m)], P.spec_param_keys(P.vlm_train_spec, cfg, m, v), [d])
     for m, v in P.vqa_eval_jobs(cfg):
         ev, tuned = P.vqa_eval_dir(m, v), [] if v == "base" else [P.vlm_dir(m, v)]
         stage(f"eval_vqa-{m}-{v}", "eval_vqa",
-              f"python workflow_scripts/eval_vqa.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
-              + "".join(f" --weights {t}" for t in tuned) + f" --out {ev}",
+              launched("eval_vqa", cfg["threads"],
+                       f"python workflow_scripts/eval_vqa.py {conf} --model {m} --vlm {v} --vqa {P.VQA_DATA}"
+                       + "".join(f" --weights {t}" for t in tuned) + f" --out {ev}"),
               [P.VQA_DATA, *tuned, *P.pretrain_input(cfg, m)], P.spec_param_keys(P.vqa_eval_spec, cfg, m, v),
               [f"{ev}/predictions.jsonl"], metrics=[f"{ev}/metrics.json"])
     for b, m, s1 in P.stage1_jobs(cfg):
         d = P.fast_vlm_dir(b, m, s1)
         stage(f"stage1_fast-{b}-{m}-{s1}", "stage1_fast",
-              f"python workflow_scripts/stage1_fast.py {conf} --benchmark {b} --model {m} --stage1 {s1}"
-              f" --demos {P.demos_dir(b)} --out {d} --state {P.fast_state_dir(b, m, s1)}",
+              launched("stage1_fast", cfg["threads"],
+                       f"python workflow_scripts/stage1_fast.py {conf} --benchmark {b} --model {m} --stage1 {s1}"
+                       f" --demos {P.demos_dir(b)} --out {d} --state {P.fast_state_dir(b, m, s1)}"),
               [P.demos_dir(b), *P.pretrain_input(cfg, m)], P.spec_param_keys(P.stage1_spec, cfg, b, m, s1), [d])
     if exps.get("aux"):
         runs = P.aux_runs(cfg)
