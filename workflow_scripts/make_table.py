@@ -14,7 +14,7 @@ def main() -> None:
     from vlm4vla.report.tables import results_table, write_table
 
     write_table(results_table(cfg, args.table), args.out_csv, args.out_md,
-                title=pipeline.RUN_TABLES[args.table][1])
+                title=pipeline.RUN_TABLES[args.table].title)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import yaml
 
+# Backbone families as data (no torch, no model code): validating a config imports neither.
+from vlm4vla.models.families import known_families, supports_vqa
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
 
@@ -154,21 +157,20 @@ def _check_references(cfg: dict) -> None:
             if b not in cfg["benchmarks"]:
                 raise ConfigError(f"config key 'experiments.{exp_name}.benchmarks' names benchmark '{b}', "
                                   f"which is not defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
-    from vlm4vla.models.backbones import get_backbone, known_backbones
     from vlm4vla.sim.registry import PLUGINS
 
     for name, model in sorted(cfg["models"].items()):
-        if model["backbone"] not in known_backbones():
+        if model["backbone"] not in known_families():
             raise ConfigError(f"config key 'models.{name}.backbone': unknown backbone '{model['backbone']}' "
-                              f"(known: {', '.join(known_backbones())})")
+                              f"(known: {', '.join(known_families())})")
     for name, bench in sorted(cfg["benchmarks"].items()):
         if bench["plugin"] not in PLUGINS:
             raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "
                               f"(known: {', '.join(sorted(PLUGINS))})")
-    _check_vqa_references(cfg, get_backbone)
+    _check_vqa_references(cfg)
 
 
-def _check_vqa_references(cfg: dict, get_backbone) -> None:
+def _check_vqa_references(cfg: dict) -> None:
     exps, vqa = cfg["experiments"], cfg.get("vqa")
     needs_vqa = [e for e in ("aux",) if exps.get(e)] + \
         (["capability (x: measured)"] if (exps.get("capability") or {}).get("x") == "measured" else [])
@@ -181,7 +183,7 @@ def _check_vqa_references(cfg: dict, get_backbone) -> None:
         raise ConfigError(f"models {pretrained_here} have init 'pretrain_vlm', which needs a 'pretrain' "
                           "section (tasks, train) and a 'vqa' section (its records); see config/config.yaml")
     for m in pretrained_here:
-        if not getattr(get_backbone(cfg["models"][m]["backbone"]), "supports_vqa", False):
+        if not supports_vqa(cfg["models"][m]["backbone"]):
             raise ConfigError(f"config key 'models.{m}.init' is 'pretrain_vlm', but backbone "
                               f"'{cfg['models'][m]['backbone']}' has no language-model head path; "
                               "use init scratch or a VQA-capable family")
@@ -201,7 +203,7 @@ def _check_vqa_references(cfg: dict, get_backbone) -> None:
                               "neither generated records nor 'vqa.files'")
     for exp_name in ("aux", "vision_supervision"):
         for m in (exps.get(exp_name) or {}).get("models", []):
-            if not getattr(get_backbone(cfg["models"][m]["backbone"]), "supports_vqa", False):
+            if not supports_vqa(cfg["models"][m]["backbone"]):
                 raise ConfigError(f"config key 'experiments.{exp_name}.models' names model '{m}', whose "
                                   f"backbone '{cfg['models'][m]['backbone']}' has no language-model head "
                                   "path (VQA fine-tuning); use a VQA-capable family")

@@ -9,6 +9,11 @@ it, and DVC tracks the same keys as params.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
+from vlm4vla.models import families
+
 # --- artifact paths (relative to the repository root; never absolute in artifacts) -----
 RESULTS = "results"
 
@@ -214,19 +219,26 @@ def stage1_jobs(cfg: dict) -> list[tuple[str, str, str]]:
     return sorted((b, m, s) for b in exp["benchmarks"] for m in exp["models"] for s in STAGE1)
 
 
-# Result tables built from evaluation runs: name -> (runs, title, reference variant).
-# The reference is what each row is compared against (Fisher exact test); None = no test.
-RUN_TABLES = {
-    "main": (main_runs, "Main results: backbone x benchmark", None),
-    "ablation": (ablation_runs, "Modality ablation (Table 3): frozen parts vs full fine-tuning", "full"),
-    "init": (init_runs, "VLM initialisation vs training from scratch", "full"),
-    "vision_supervision": (vision_runs, "Vision supervision (Table 4): FAST action-token stage 1 "
-                           "x vision encoder frozen or trained in stage 2", "full"),
+@dataclass(frozen=True)
+class RunTable:
+    """A result table built from evaluation runs."""
+    runs: Callable[[dict], list[tuple[str, str]]]  # cfg -> its (benchmark, run) rows
+    title: str
+    reference: str | None  # the variant each row is compared with (Fisher exact); None: no test
+
+
+RUN_TABLES: dict[str, RunTable] = {
+    "main": RunTable(main_runs, "Main results: backbone x benchmark", None),
+    "ablation": RunTable(ablation_runs, "Modality ablation (Table 3): frozen parts vs full fine-tuning",
+                         "full"),
+    "init": RunTable(init_runs, "VLM initialisation vs training from scratch", "full"),
+    "vision_supervision": RunTable(vision_runs, "Vision supervision (Table 4): FAST action-token "
+                                   "stage 1 x vision encoder frozen or trained in stage 2", "full"),
 }
 
 
 def table_runs(cfg: dict, table: str) -> list[tuple[str, str]]:
-    return RUN_TABLES[table][0](cfg)
+    return RUN_TABLES[table].runs(cfg)
 
 
 def active_tables(cfg: dict) -> list[str]:
@@ -264,9 +276,6 @@ def vqa_eval_dir(model: str, vlm: str) -> str:
     return f"{RESULTS}/vqa/eval/{model}/{vlm}"
 
 
-VQA_EVAL_FILES = ("metrics.json", "predictions.jsonl")
-
-
 def fast_vlm_dir(benchmark: str, model: str, stage1: str) -> str:
     return f"{RESULTS}/fast/{benchmark}/{model}/{stage1}"
 
@@ -276,9 +285,9 @@ def fast_state_dir(benchmark: str, model: str, stage1: str) -> str:
 
 
 def supports_vqa(cfg: dict, model: str) -> bool:
-    from vlm4vla.models.backbones import get_backbone
-
-    return bool(getattr(get_backbone(cfg["models"][model]["backbone"]), "supports_vqa", False))
+    """Whether a model's backbone family has a language-model-head (VQA) path (read from
+    models/families.py: no model code is imported)."""
+    return families.supports_vqa(cfg["models"][model]["backbone"])
 
 
 def aux_vlm_jobs(cfg: dict) -> list[tuple[str, str]]:
@@ -314,8 +323,7 @@ def vqa_eval_jobs(cfg: dict) -> list[tuple[str, str]]:
     return sorted(jobs)
 
 
-AUX_TABLE, CAPABILITY_TABLE, VISION_TABLE = (table_paths(n) for n in ("aux", "capability",
-                                                                        "vision_supervision"))
+AUX_TABLE, CAPABILITY_TABLE = (table_paths(n) for n in ("aux", "capability"))
 CAPABILITY_CORR = f"{RESULTS}/tables/capability_correlations.csv"
 FIGURE_AUX = {"png": f"{RESULTS}/figures/aux.png", "svg": f"{RESULTS}/figures/aux.svg"}
 FIGURE_CAPABILITY = {"png": f"{RESULTS}/figures/capability.png",
@@ -448,11 +456,6 @@ def capability_spec(cfg: dict) -> dict:
             if exp["x"] == "published" else {}}
 
 
-def vision_spec(cfg: dict) -> dict:
-    return {"vision_supervision": cfg["experiments"]["vision_supervision"],
-            "runs": [list(r) for r in vision_runs(cfg)]}
-
-
 def paper_spec(cfg: dict) -> dict:
     return {"models": {m: c.get("paper_name") for m, c in sorted(cfg["models"].items())},
             "benchmarks": {b: c.get("paper_name") for b, c in sorted(cfg["benchmarks"].items())}}
@@ -517,8 +520,6 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
     if spec_fn is capability_spec:
         return ["experiments.capability"] + [f"models.{m}.paper_name" for m in sorted(cfg["models"])
                                              if "paper_name" in cfg["models"][m]]
-    if spec_fn is vision_spec:
-        return ["experiments.vision_supervision"]
     if spec_fn is eval_spec:
         b, m = args
         return ["seed", "evaluate.execute_chunk", "evaluate.batch_envs"] + \

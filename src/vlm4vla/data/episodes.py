@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vlm4vla.data.folder_store import (CorruptStoreError, atomic_folder, read_meta, sha256_file,
-                                       verify_files, write_meta)
+from vlm4vla.data.folder_store import CorruptStoreError, read_meta, sha256_file, verify_files, write_meta
+from vlm4vla.io import atomic_dir
 
 FORMAT_VERSION = 1
 ARRAYS = ("frames", "actions", "episode_index")
@@ -67,7 +67,7 @@ def write_store(path: str | Path, episodes: list[Episode], instructions: dict[st
                       "start": start, "length": len(ep.frames)})
         start += len(ep.frames)
 
-    with atomic_folder(path) as tmp:
+    with atomic_dir(path) as tmp:
         arrays = {"frames": frames, "actions": actions, "episode_index": episode_index}
         entries = {}
         for name in ARRAYS:

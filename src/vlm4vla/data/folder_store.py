@@ -1,16 +1,14 @@
-"""What every on-disk store here shares: a folder written atomically, a meta.json with a
-format version and a sha256 per file, and errors that name the bad file and the fix.
-(Used by the episode store and the VQA store.)"""
+"""What every on-disk store here shares: a folder written atomically (vlm4vla.io.atomic_dir),
+a meta.json with a format version and a sha256 per file, and errors that name the bad file
+and the fix. (Used by the episode store and the VQA store.)"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
+
+from vlm4vla.io import dump_json, read_json
 
 
 class CorruptStoreError(RuntimeError):
@@ -25,25 +23,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-@contextmanager
-def atomic_folder(path: str | Path):
-    """Yield a temporary sibling folder; on success it replaces `path`, on any error it is
-    removed, so a killed or failed writer never leaves a half-written store behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def write_meta(folder: Path, meta: dict) -> None:
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    (folder / "meta.json").write_text(dump_json(meta))
 
 
 def read_meta(folder: Path, format_version: int, what: str, fix: str) -> dict:
@@ -53,7 +34,7 @@ def read_meta(folder: Path, format_version: int, what: str, fix: str) -> dict:
     if not meta_file.is_file():
         raise CorruptStoreError(f"{meta_file} is missing: {folder} is not {what}. {fix}")
     try:
-        meta = json.loads(meta_file.read_text())
+        meta = read_json(meta_file)
     except json.JSONDecodeError as e:
         raise CorruptStoreError(f"{meta_file} is not valid JSON ({e}). {fix}") from e
     if meta.get("format_version") != format_version:

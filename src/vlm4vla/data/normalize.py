@@ -16,11 +16,11 @@ probability > 0.5 (logit > 0) -> +1, else -1.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..io import read_json, write_json
 
 ARM_DIMS = 6
 
@@ -72,11 +72,8 @@ class ActionNormalizer:
 
     def save(self, path: str | Path) -> None:
         """JSON, written atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "ActionNormalizer":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json(path))

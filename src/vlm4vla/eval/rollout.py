@@ -36,11 +36,8 @@ summary.json ("complete": true) last, so a crashed run is never taken for a fini
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import multiprocessing.util
-import os
-import tempfile
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -50,6 +47,7 @@ import numpy as np
 
 from vlm4vla.data.demos import check_heldout, task_seed
 from vlm4vla.eval.metrics import summarise
+from vlm4vla.io import atomic_path, write_json, write_jsonl
 from vlm4vla.sim.registry import get_benchmark
 
 DEFAULT_BATCH_ENVS = 4  # as config/schema.yaml's evaluate.batch_envs default
@@ -303,21 +301,9 @@ def save_gif(frames: list, path: Path, fps: int = 10) -> None:
     from PIL import Image
 
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
-    tmp = path.with_name(f".{path.name}.tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                   duration=int(1000 / fps), loop=0)
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=int(1000 / fps), loop=0)
 
 
 def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir,
@@ -355,13 +341,12 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
             records = [r for rs in pool.map(_worker_run, batches, chunksize=1) for r in rs]
 
     records.sort(key=lambda r: (r["task"], r["episode"]))
-    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-    _write_atomic(out_dir / "episodes.jsonl", lines)
+    write_jsonl(out_dir / "episodes.jsonl", records)
     summary = {"benchmark": bench_cfg["plugin"], "seed": int(seed),
                "episodes_per_task": int(bench_cfg["eval_episodes_per_task"]),
                "max_steps": int(bench_cfg["max_steps"]),
                "execute_chunk": int(eval_cfg["execute_chunk"]),
                "batch_envs": batch_envs(eval_cfg),
                **summarise(records), "complete": True}
-    _write_atomic(out_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    write_json(out_dir / "summary.json", summary)
     return summary

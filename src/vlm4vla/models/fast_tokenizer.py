@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from scipy.fft import dct, idct
+
+from ..io import atomic_write_text, dump_json
 
 FAST_FORMAT = 1
 DEFAULTS = {"vocab_size": 256, "scale": 10.0}
@@ -185,7 +186,7 @@ class FastTokenizer:
                 "bpe": json.loads(self.bpe.to_str())}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+        return dump_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict) -> "FastTokenizer":
@@ -207,10 +208,7 @@ class FastTokenizer:
 
     def save(self, path) -> None:
         """JSON (sorted keys), written to a temp file and renamed."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> "FastTokenizer":

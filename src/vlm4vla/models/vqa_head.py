@@ -27,13 +27,13 @@ then one token per row on the transformers KV cache: the same greedy answers (te
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..io import dump_json, read_json
 from .backbones import VLMBackbone, get_backbone
 from .backbones.base import FREEZE_GROUPS
 
@@ -123,7 +123,7 @@ class VQAModel(nn.Module):
         meta = {"format": VLM_FORMAT, "backbone": self.backbone.name,
                 "backbone_config": self.backbone.saved_config(), "lm_head_tied": self.tied,
                 **(info or {})}
-        (out_dir / VLM_JSON).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str) + "\n")
+        (out_dir / VLM_JSON).write_text(dump_json(meta, default=str))
         return meta
 
     # --- freeze switches (the VLA's groups; the LM head trains like the action head) ----
@@ -297,12 +297,22 @@ def vlm_dir_of(model_cfg: dict) -> Path:
     return Path(vlm)
 
 
+def vlm_digest(model_cfg: dict) -> str | None:
+    """sha256 of the weights of the VLM folder a model starts from (init aux), None for any
+    other init: a start point is identified by its weights, not its path (resume keys)."""
+    if model_cfg.get("init") != "aux":
+        return None
+    from ..data.folder_store import sha256_file
+
+    return sha256_file(Path(model_cfg["vlm"]) / VLM_WEIGHTS)
+
+
 def _saved_backbone(vlm_dir, family: str | None) -> tuple[dict, VLMBackbone]:
     vlm_dir = Path(vlm_dir)
     meta = vlm_dir / VLM_JSON
     if not meta.is_file():
         raise FileNotFoundError(f"{meta} missing: {vlm_dir} is not a VLM folder written by train_vqa")
-    info = json.loads(meta.read_text())
+    info = read_json(meta)
     if info.get("format") != VLM_FORMAT:
         raise ValueError(f"{meta}: format {info.get('format')} != {VLM_FORMAT}")
     if family is not None and info["backbone"] != family:

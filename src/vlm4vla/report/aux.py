@@ -12,33 +12,23 @@ For every model and auxiliary VQA task ("arm" aux_<task>; the plain VLM is arm "
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
-from vlm4vla.io import atomic_write_text
-from vlm4vla.report.stats import fisher_exact, power_footer
-
-ALPHA = 0.05
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the rule that builds it "
-                                f"(e.g. `snakemake --cores all {path}`)")
-    return json.loads(path.read_text())
+from vlm4vla.io import atomic_write_text, read_artifact_json
+from vlm4vla.report.stats import ALPHA, fisher_exact, power_footer
 
 
 def vqa_metrics(model: str, vlm: str) -> dict:
-    return _read_json(Path(P.vqa_eval_dir(model, vlm)) / "metrics.json")
+    return read_artifact_json(Path(P.vqa_eval_dir(model, vlm)) / "metrics.json")
 
 
 def eval_summary(benchmark: str, run: str) -> dict:
     path = Path(P.eval_dir(benchmark, run)) / "summary.json"
-    s = _read_json(path)
+    s = read_artifact_json(path)
     if not s.get("complete"):
         raise FileNotFoundError(f"{path} is from an unfinished evaluation; rerun the evaluate rule")
     return s

@@ -16,13 +16,11 @@ import io
 import pandas as pd
 
 from vlm4vla.io import atomic_write_text
+from vlm4vla.report.stats import ALPHA  # a reproduced delta is read only below this p
 
 # paper variant name -> ours
 VARIANT_MAP = {"baseline": "full", "full_finetune": "full", "freeze_vision": "freeze_vision",
                "freeze_word_embeddings": "freeze_word_embeddings", "freeze_llm": "freeze_llm"}
-
-
-ALPHA = 0.05  # a reproduced delta is read (for or against the paper) only below this p
 
 
 def direction_verdict(paper_delta: float, delta: float, p_value: float) -> str:

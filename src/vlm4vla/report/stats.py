@@ -16,6 +16,10 @@ import numpy as np
 
 from vlm4vla.eval.metrics import wilson_interval  # noqa: F401  (re-exported for reports)
 
+# The significance level of every test in the reports (a "significant" column, a direction
+# read from a delta, the power footers): the one place it is set.
+ALPHA = 0.05
+
 
 def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
@@ -88,11 +92,11 @@ def bootstrap_ci(x, y, stat, n_boot: int = 2000, seed: int = 0, level: float = 0
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def significance_marker(p: float, alpha: float = 0.05) -> str:
+def significance_marker(p: float, alpha: float = ALPHA) -> str:
     return "yes" if p < alpha else "no"
 
 
-def detectable_difference(n1: int, n2: int, power: float = 0.8, alpha: float = 0.05,
+def detectable_difference(n1: int, n2: int, power: float = 0.8, alpha: float = ALPHA,
                           p: float = 0.5) -> float:
     """Smallest true difference in success rate (fraction) that a two-sided test at `alpha`
     detects with probability `power` from n1 and n2 trials, both rates near `p` (normal
@@ -103,7 +107,7 @@ def detectable_difference(n1: int, n2: int, power: float = 0.8, alpha: float = 0
     return z * math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
 
 
-def power_at(delta: float, n1: int, n2: int, alpha: float = 0.05, p: float = 0.5) -> float:
+def power_at(delta: float, n1: int, n2: int, alpha: float = ALPHA, p: float = 0.5) -> float:
     """Probability that a two-sided test at `alpha` detects a true difference `delta`
     (fraction) from n1 and n2 trials, rates near `p` (normal approximation)."""
     se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
@@ -113,7 +117,7 @@ def power_at(delta: float, n1: int, n2: int, alpha: float = 0.05, p: float = 0.5
 POWER_TARGET_PTS = 25.0  # the difference a comparison table should be able to see
 
 
-def power_footer(trials: dict[str, list[int]], alpha: float = 0.05, power: float = 0.8) -> list[str]:
+def power_footer(trials: dict[str, list[int]], alpha: float = ALPHA, power: float = 0.8) -> list[str]:
     """Markdown lines saying, per benchmark, the trials per arm, the smallest difference two
     arms are told apart by with `power` (the fewest-trial pair), and the chance of seeing a
     POWER_TARGET_PTS-point difference; a column where that chance is under one half is

@@ -9,34 +9,25 @@ does not pretend to more than it shows.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
-from vlm4vla.io import atomic_write_text
-from vlm4vla.report.stats import fisher_exact, power_footer
+from vlm4vla.io import atomic_write_text, read_artifact_json
+from vlm4vla.report.stats import ALPHA, fisher_exact, power_footer
 
-ALPHA = 0.05
 STAGE1_LABELS = {"frozen_vision": "FAST tokens, vision frozen", "full": "FAST tokens, vision trained"}
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the rule that builds it "
-                                f"(e.g. `snakemake --cores all {path}`)")
-    return json.loads(path.read_text())
 
 
 def run_row(cfg: dict, benchmark: str, run: str) -> dict:
     """One evaluated run: trials, successes, success % with Wilson 95% CI, sizes."""
-    summary = _read_json(Path(P.eval_dir(benchmark, run)) / "summary.json")
+    summary = read_artifact_json(Path(P.eval_dir(benchmark, run)) / "summary.json")
     if not summary.get("complete"):
         raise FileNotFoundError(f"{P.eval_dir(benchmark, run)}/summary.json is from an "
                                 "unfinished evaluation; rerun the evaluate rule")
-    policy = _read_json(Path(P.policy_dir(benchmark, run)) / "policy.json")
+    policy = read_artifact_json(Path(P.policy_dir(benchmark, run)) / "policy.json")
     n, k = int(summary["overall"]["n"]), int(summary["overall"]["successes"])
     lo, hi = wilson_interval(k, n)
     mcfg = P.model_cfg(cfg, run, benchmark)
@@ -60,7 +51,7 @@ def results_table(cfg: dict, table: str) -> pd.DataFrame:
             start = P.parse_run(r["run"])["start"] or ""
             r["stage1"] = STAGE1_LABELS[start[len(P.FAST_PREFIX):]] if start else "none"
             r["stage2_vision"] = "frozen" if "vision" in r["freeze"].split("+") else "trained"
-    reference = P.RUN_TABLES[table][2]
+    reference = P.RUN_TABLES[table].reference
     if reference is not None:
         by_key = {(r["benchmark"], r["model"], r["variant"]): r for r in rows}
         for r in rows:

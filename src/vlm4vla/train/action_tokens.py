@@ -40,7 +40,6 @@ quantisation floor and a constant (mean-chunk) predictor.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +48,12 @@ from torch.nn import functional as F
 
 from ..data.dataset import ChunkDataset
 from ..data.episodes import EpisodeStore
-from ..data.folder_store import sha256_file
 from ..data.normalize import ActionNormalizer
+from ..io import read_json, write_json
 from ..models.fast_tokenizer import FastTokenizer, fast_config
-from ..models.vqa_head import IGNORE, VLM_FORMAT, VLM_JSON, VLM_WEIGHTS, VQAModel
+from ..models.vqa_head import IGNORE, VLM_FORMAT, VLM_JSON, VQAModel, vlm_digest
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
-from .vqa import _atomic_write, write_vlm_folder
+from .vqa import write_vlm_folder
 
 ACTION_QUESTION = "What action should the robotic arm take to {instruction}"
 FAST_JSON = "fast_tokenizer.json"
@@ -146,12 +145,6 @@ def _stage1_loss(model, batch: dict) -> dict:
     return {"loss": model(batch["frames"], batch["questions"], batch["answers"])}
 
 
-def _vlm_digest(model_cfg: dict) -> str | None:
-    if model_cfg.get("init") != "aux":
-        return None
-    return sha256_file(Path(model_cfg["vlm"]) / VLM_WEIGHTS)
-
-
 def _prompt_overlap(backbone, data: ActionTokenData) -> int:
     """Distinct action-token ids that also occur in the training prompts (their text meaning
     is shared with an action token; 0 for the Qwen prompts)."""
@@ -187,7 +180,7 @@ def train_action_tokens(model_cfg: dict, train_cfg: dict, fast_cfg: dict | None,
     key = config_hash({"kind": KIND, "model_cfg": model_cfg, "train_cfg": train_cfg,
                        "fast": fast_cfg, "chunk": int(chunk), "seed": seed, "threads": threads,
                        "episodes": episodes, "format": VLM_FORMAT, "demos": demos,
-                       "vlm": _vlm_digest(model_cfg)})
+                       "vlm": vlm_digest(model_cfg)})
     log = run_loop(model, _stage1_loss, sampler, data.batch, cfg, state_dir, key, progress, seed=seed)
     from accelerate import PartialState
 
@@ -211,7 +204,7 @@ class ActionTokenVLM:
 
     def __init__(self, vlm_dir):
         vlm_dir = Path(vlm_dir)
-        self.info = json.loads((vlm_dir / VLM_JSON).read_text())
+        self.info = read_json(vlm_dir / VLM_JSON)
         if self.info.get("kind") != KIND:
             raise ValueError(f"{vlm_dir} is not a FAST stage-1 VLM folder (kind {self.info.get('kind')!r})")
         self.model = VQAModel.load(vlm_dir).eval()
@@ -309,5 +302,5 @@ def evaluate_action_tokens(vlm_dir, demos_dir, episodes: list[int] | None = None
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -24,6 +24,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..io import atomic_path
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -109,9 +111,8 @@ def _set_rng_state(s: dict) -> None:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, dict], dict],

@@ -13,7 +13,6 @@ events) and the resumable checkpoint live in `state_dir`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,31 +22,19 @@ from safetensors.torch import load_file, save_file
 from ..data.dataset import ChunkDataset
 from ..data.episodes import EpisodeStore
 from ..data.normalize import ActionNormalizer
+from ..io import atomic_path, atomic_write_text, read_json, write_json, write_jsonl
 from ..models.backbones import get_backbone
 from ..models.losses import action_loss
 from ..models.policy import PAPER_HEAD_WIDTH, VLAPolicy
+from ..models.vqa_head import vlm_digest
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
 
 POLICY_FORMAT = 1
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _vla_loss(model, batch: dict) -> dict:
     arm, grip = model(batch["frames"], batch["instructions"])
     return action_loss(arm, grip, batch["actions"].to(arm.device), batch["mask"].to(arm.device))
-
-
-def _vlm_digest(model_cfg: dict) -> str | None:
-    if model_cfg.get("init") != "aux":
-        return None
-    from ..data.folder_store import sha256_file
-
-    return sha256_file(Path(model_cfg["vlm"]) / "vlm.safetensors")
 
 
 def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
@@ -68,7 +55,7 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
                        **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
                        # an aux-tuned start point is identified by its weights, not its path
-                       "vlm": _vlm_digest(model_cfg)})
+                       "vlm": vlm_digest(model_cfg)})
     rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress,
                     seed=seed)
     from accelerate import PartialState
@@ -79,19 +66,17 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in policy.state_dict().items()}
-    tmp = out_dir / ".policy.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.chmod(tmp, 0o644)  # safetensors creates it owner-only
-    os.replace(tmp, out_dir / "policy.safetensors")
-    _atomic_write(out_dir / "tokenizer.json", policy.backbone.tokenizer.to_str())
+    with atomic_path(out_dir / "policy.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    atomic_write_text(out_dir / "tokenizer.json", policy.backbone.tokenizer.to_str())
     info = {"format": POLICY_FORMAT, "model_cfg": model_cfg, "chunk": int(chunk),
             "norm_stats": normalizer.to_dict(), "param_counts": policy.param_counts(),
             "steps": cfg.steps, "seed": seed, "backbone": model_cfg["backbone"],
             **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
             "backbone_config": policy.backbone.saved_config()}
-    _atomic_write(out_dir / "policy.json", json.dumps(info, indent=1, sort_keys=True, default=str) + "\n")
-    _atomic_write(out_dir / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    _atomic_write(out_dir / "train_log.csv", log_csv(rows))
+    write_json(out_dir / "policy.json", info, default=str)
+    write_jsonl(out_dir / "train_log.jsonl", rows)
+    atomic_write_text(out_dir / "train_log.csv", log_csv(rows))
     return info
 
 
@@ -126,7 +111,7 @@ def load_policy(policy_dir, threads: int = 1) -> LoadedPolicy:
     functools.partial(load_policy, path) in worker processes."""
     set_determinism(threads)
     policy_dir = Path(policy_dir)
-    info = json.loads((policy_dir / "policy.json").read_text())
+    info = read_json(policy_dir / "policy.json")
     backbone = get_backbone(info["backbone"]).from_saved(
         info["backbone_config"], (policy_dir / "tokenizer.json").read_text())
     policy = VLAPolicy(backbone, info["chunk"], freeze=(),

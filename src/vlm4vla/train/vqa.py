@@ -17,18 +17,14 @@ metrics.json (no timestamps: same inputs -> same bytes).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..data.vqa.records import VQAStore
 from ..eval.vqa_metrics import score
-from ..models.vqa_head import VLM_FORMAT, VQAModel
-from .vla import _vlm_digest
+from ..io import atomic_dir, write_json, write_jsonl
+from ..models.vqa_head import VLM_FORMAT, VQAModel, vlm_digest
 from .loop import EpochSampler, LoopConfig, config_hash, run_loop, set_determinism
 
 
@@ -62,13 +58,6 @@ def _store_digest(store: VQAStore) -> dict:
     return {name: f["sha256"] for name, f in sorted(store.meta["files"].items())}
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    os.chmod(tmp, 0o755)  # mkdtemp creates it owner-only
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-
-
 def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, seed: int,
               threads: int, tasks: list[str] | None = None, progress=None) -> dict:
     """Fine-tune the VLM of `model_cfg` on the train split of the VQA store `vqa_dir`
@@ -86,7 +75,7 @@ def train_vqa(model_cfg: dict, train_cfg: dict, vqa_dir, out_dir, state_dir, see
                        "threads": threads, "tasks": tasks, "format": VLM_FORMAT,
                        "vqa": _store_digest(store),
                        # a start VLM folder (init aux: e.g. the pretrain_vlm one) by its weights
-                       **({"start": _vlm_digest(model_cfg)} if model_cfg.get("init") == "aux" else {})})
+                       **({"start": vlm_digest(model_cfg)} if model_cfg.get("init") == "aux" else {})})
     log = run_loop(model, _vqa_loss, sampler, lambda picked: _batch(store, rows, picked), cfg,
                    state_dir, key, progress, seed=seed)
     from accelerate import PartialState
@@ -104,18 +93,11 @@ def write_vlm_folder(model: VQAModel, out_dir, log: list[dict], info: dict, extr
     """Write a tuned VLM folder (model.save + train_log.jsonl, then `extra(tmp)` for any
     further files) into a temporary sibling and rename it into place: a reader never sees
     half a folder. Returns the vlm.json content."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         meta = model.save(tmp, info)
-        _atomic_write(tmp / "train_log.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in log))
+        write_jsonl(tmp / "train_log.jsonl", log)
         if extra is not None:
             extra(tmp)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 
@@ -162,16 +144,8 @@ def evaluate_vqa(vlm, vqa_dir, split: str = "eval", out_dir=None, tasks: list[st
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps({"id": r.id, "task": r.task, "question": r.question,
-                                    "answer": r.answer, "prediction": p},
-                                   sort_keys=True, ensure_ascii=False) + "\n"
-                        for r, p in zip(records, preds))
-        _atomic_write(out_dir / "predictions.jsonl", lines)
-        _atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+        write_jsonl(out_dir / "predictions.jsonl",
+                    ({"id": r.id, "task": r.task, "question": r.question, "answer": r.answer,
+                      "prediction": p} for r, p in zip(records, preds)), ensure_ascii=False)
+        write_json(out_dir / "metrics.json", metrics)
     return metrics
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

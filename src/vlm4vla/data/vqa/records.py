@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vlm4vla.data.folder_store import (CorruptStoreError, atomic_folder, read_meta, sha256_file,
-                                       verify_files, write_meta)
+from vlm4vla.data.folder_store import CorruptStoreError, read_meta, sha256_file, verify_files, write_meta
+from vlm4vla.io import atomic_dir
 
 FIX = "Delete the store folder and regenerate it."
 
@@ -175,7 +175,7 @@ def write_vqa_store(path: str | Path, records: list[VQARecord], image_size: int 
               "masks": np.stack(masks) if masks else np.zeros((0, *shape[:2]), np.uint8)}
     counts = Counter((r["task"], r["split"]) for r in rows)
 
-    with atomic_folder(path) as tmp:
+    with atomic_dir(path) as tmp:
         files = {}
         for name in ARRAY_FILES:
             np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
