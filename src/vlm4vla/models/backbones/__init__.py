@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the registry itself imports nothing heavy (no torch, no tra
 _REGISTRY: dict[str, str] = {
     "qwen2_5_vl": "vlm4vla.models.backbones.qwen2_5_vl:Qwen25VLBackbone",
     "qwen3_vl": "vlm4vla.models.backbones.qwen3_vl:Qwen3VLBackbone",
+    "qwen3_vl_moe": "vlm4vla.models.backbones.qwen3_vl_moe:Qwen3VLMoeBackbone",
     "paligemma": "vlm4vla.models.backbones.paligemma:PaliGemmaBackbone",
     "paligemma2": "vlm4vla.models.backbones.paligemma:PaliGemma2Backbone",
     "kosmos2": "vlm4vla.models.backbones.kosmos2:Kosmos2Backbone",

@@ -89,7 +89,7 @@ class VLMBackbone(nn.Module):
     def _no_vqa(self):
         raise NotImplementedError(
             f"backbone family {self.name!r} has no VQA / language-model-head path yet "
-            "(implemented for: qwen2_5_vl, qwen3_vl, paligemma, paligemma2, kosmos2, llava, "
+            "(implemented for: qwen2_5_vl, qwen3_vl, qwen3_vl_moe, paligemma, paligemma2, kosmos2, llava, "
             "gemma3, internvl, idefics3)")
 
     @classmethod
@@ -303,9 +303,16 @@ class HFBackbone(VLMBackbone):
     @classmethod
     def from_saved(cls, backbone_config: dict, tokenizer_json: str) -> "HFBackbone":
         from tokenizers import Tokenizer
-        config = cls.config_cls.from_dict(backbone_config)
+        return cls.from_config(backbone_config, Tokenizer.from_str(tokenizer_json))
+
+    @classmethod
+    def from_config(cls, config_dict: dict, tokenizer) -> "HFBackbone":
+        """The architecture of a config dict (`saved_config()` output or a published
+        config.json) with random weights and no download. Under `torch.device("meta")` this
+        sizes a real checkpoint without allocating it (models/real_size.py)."""
+        config = cls.config_cls.from_dict(config_dict)
         config._attn_implementation = cls.attn_implementation
-        return cls(cls.model_cls(config), Tokenizer.from_str(tokenizer_json))
+        return cls(cls.model_cls(config), tokenizer)
 
     def groups(self):
         return self._split_groups(self.GROUPS)

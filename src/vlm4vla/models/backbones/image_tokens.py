@@ -25,6 +25,7 @@ class ImageTokenBackbone(HFBackbone):
     IMAGE_TOKEN = "<image>"
     PAD_TOKEN = "<pad>"
     image_mean = image_std = (0.5, 0.5, 0.5)
+    image_size = IMAGE_SIZE  # the frame side the encoder gets (a family may follow its config)
 
     def __init__(self, model, tokenizer):
         text_cfg = model.config.get_text_config()
@@ -56,7 +57,7 @@ class ImageTokenBackbone(HFBackbone):
 
     def encode(self, frames, instructions, query):
         device = query.device
-        frames = frames_for(frames, instructions, IMAGE_SIZE)
+        frames = frames_for(frames, instructions, self.image_size)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
         pixels = {k: v.to(device) for k, v in self.pixel_inputs(frames).items()}

@@ -1,6 +1,10 @@
 """InternVL family (InternVL3/3.5 layout): `InternVLModel` = InternViT + pixel-shuffle (0.5)
-MLP projector + Qwen2 LLM. 224 px / patch 14 -> 16x16 patches -> pixel shuffle -> 64 image
-tokens. Prompt (InternVL chat on Qwen2's template): "<|im_start|>user\\n<img>[64
+MLP projector + Qwen2/Qwen3 LLM. The frames are resized to the vision config's image size:
+tiny 224 px / patch 14 -> 16x16 patches -> pixel shuffle -> 64 image tokens; the released
+InternVL3.5 checkpoints (`OpenGVLab/InternVL3_5-4B-HF`, transformers' native layout) take
+448 px -> 32x32 patches -> 256 tokens (= their `image_seq_length`), so the paper's 224 px
+frames are upsampled to 448 bicubic, as the paper's code does (resize to 224, then 448).
+Prompt (InternVL chat on Qwen2's template): "<|im_start|>user\\n<img>[64 or 256
 <IMG_CONTEXT>]</img>\\nWhat action should the robotic arm take to {instruction}<|im_end|>\\n
 <|im_start|>assistant\\n". ImageNet statistics. Tiny: hidden 64, 2 layers, 4 heads (2 KV).
 Auxiliary VQA (InternVLForConditionalGeneration names): the question in place of the action
@@ -30,6 +34,10 @@ class InternVLBackbone(SplicedImageVQA, ImageTokenBackbone):
     IMAGE_MARKERS = ("<img>", "</img>")
     image_size = IMAGE_SIZE
     image_mean, image_std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    def __init__(self, model, tokenizer):
+        super().__init__(model, tokenizer)
+        self.image_size = int(model.config.vision_config.image_size[0])  # tiny: 224; released: 448
 
     @staticmethod
     def count_image_tokens(config) -> int:
