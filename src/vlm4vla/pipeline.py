@@ -50,7 +50,7 @@ FIGURE_MAIN = {"png": f"{RESULTS}/figures/main.png", "svg": f"{RESULTS}/figures/
 
 # Benchmark keys that only evaluation and training read: changing them must not re-collect
 # demos. (eval_seed_offset stays: demo collection checks its seeds stay below it.)
-EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk")
+EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", "train_steps")
 
 
 def main_grid(cfg: dict) -> list[tuple[str, str]]:
@@ -345,11 +345,16 @@ LABEL_KEYS = ("paper_name",)
 def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
     mcfg = {k: v for k, v in model_cfg(cfg, model, benchmark).items() if k not in LABEL_KEYS}
     train = dict(cfg["train"])
-    if "steps" in mcfg:  # per-model override (e.g. a slow real-size backbone)
+    bench = cfg["benchmarks"][benchmark]
+    if "train_steps" in bench:  # per-benchmark recipe (the paper: CALVIN 30k, Bridge/LIBERO 50k)
+        train["steps"] = bench["train_steps"]
+    if "steps" in mcfg:  # per-model override (e.g. a slow real-size backbone) wins
         train["steps"] = mcfg.pop("steps")
     spec = {"seed": run_seed(cfg, model), "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model,
             "model": mcfg, "train": train}
+    if "augment" in cfg["benchmarks"][benchmark]:  # the benchmark's image augmentation
+        spec["augment"] = cfg["benchmarks"][benchmark]["augment"]
     if spec["seed"] != cfg["seed"]:  # seed<k>: the random backbone stays the seed-0 one
         spec["backbone_seed"] = cfg["seed"]
     return spec
@@ -497,7 +502,8 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
     if spec_fn is train_spec:
         b, m = args
         base = split_run(m)[0]
-        return ["seed", "threads", f"benchmarks.{b}.chunk", "train"] + _model_keys(cfg, base)
+        return ["seed", "threads", f"benchmarks.{b}.chunk", f"benchmarks.{b}.augment",
+                f"benchmarks.{b}.train_steps", "train"] + _model_keys(cfg, base)
     if spec_fn is vqa_data_spec:
         keys = ["seed"] + [f"vqa.{k}" for k in sorted(cfg["vqa"]) if k not in ("train", "eval")]
         for b in cfg["vqa"]["benchmarks"]:

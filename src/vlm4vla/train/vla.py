@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..data.augment import augment_frames, center_crop, is_off
 from ..data.dataset import ChunkDataset
 from ..data.episodes import EpisodeStore
 from ..data.normalize import ActionNormalizer
@@ -39,9 +40,11 @@ def _vla_loss(model, batch: dict) -> dict:
 
 def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
               seed: int, threads: int, progress: bool | None = None,
-              backbone_seed: int | None = None) -> dict:
+              backbone_seed: int | None = None, augment: dict | None = None) -> dict:
     """Train one policy; return the policy.json content (also written to out_dir).
-    `backbone_seed`: see VLAPolicy.build (seed<k> runs share the seed-0 random backbone)."""
+    `backbone_seed`: see VLAPolicy.build (seed<k> runs share the seed-0 random backbone).
+    `augment`: the benchmark's image augmentation (data/augment.py); its evaluation centre
+    crop is stored in policy.json, so the loaded policy applies it itself."""
     set_determinism(threads)
     store = EpisodeStore(demos_dir)
     normalizer = ActionNormalizer.fit(np.asarray(store.actions))
@@ -55,8 +58,15 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
                        **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
                        # an aux-tuned start point is identified by its weights, not its path
-                       "vlm": vlm_digest(model_cfg)})
-    rows = run_loop(policy, _vla_loss, sampler, dataset.batch, cfg, state_dir, key, progress,
+                       "vlm": vlm_digest(model_cfg),
+                       **({"augment": augment} if augment and not is_off(augment) else {})})
+
+    def get_batch(indices):
+        batch = dataset.batch(indices)
+        batch["frames"] = augment_frames(batch["frames"], augment)
+        return batch
+
+    rows = run_loop(policy, _vla_loss, sampler, get_batch, cfg, state_dir, key, progress,
                     seed=seed)
     from accelerate import PartialState
 
@@ -73,6 +83,8 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
             "norm_stats": normalizer.to_dict(), "param_counts": policy.param_counts(),
             "steps": cfg.steps, "seed": seed, "backbone": model_cfg["backbone"],
             **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
+            **({"augment": augment} if augment and (not is_off(augment)
+                                                    or augment.get("eval_center_crop", 1.0) < 1.0) else {}),
             "backbone_config": policy.backbone.saved_config()}
     write_json(out_dir / "policy.json", info, default=str)
     write_jsonl(out_dir / "train_log.jsonl", rows)
@@ -96,12 +108,14 @@ class LoadedPolicy:
     def __init__(self, policy: VLAPolicy, normalizer: ActionNormalizer, info: dict):
         self.policy, self.normalizer, self.info = policy, normalizer, info
         self.chunk = policy.chunk
+        # the evaluation-time crop of the recipe it was trained with (LIBERO: 0.9 of the area)
+        self.eval_crop = float((info.get("augment") or {}).get("eval_center_crop", 1.0))
 
     @torch.no_grad()
     def act(self, frames, instructions: list[str]) -> np.ndarray:
         """frames uint8 (B,H,W,3), B instructions -> float32 (B, chunk, 7): arm deltas in env
         units, gripper +1 close / -1 open."""
-        arm, grip = self.policy(frames, list(instructions))
+        arm, grip = self.policy(center_crop(frames, self.eval_crop), list(instructions))
         return self.normalizer.unnormalize(arm.float().cpu().numpy(),
                                            torch.sigmoid(grip.float()).cpu().numpy())
 
