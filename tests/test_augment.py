@@ -50,3 +50,25 @@ def test_center_crop_keeps_the_centre_and_the_size():
     out = center_crop(f, 0.9)
     assert out.shape == f.shape and out.dtype == torch.uint8
     assert int(out[0, 20:, :, :].max()) == 0 and int(out[0, :2].float().mean()) < 255
+
+
+def test_a_loaded_policy_applies_the_eval_crop_it_was_trained_with():
+    from vlm4vla.data.normalize import ActionNormalizer
+    from vlm4vla.train.vla import LoadedPolicy
+
+    seen = []
+
+    class Fake:
+        chunk = 2
+
+        def __call__(self, frames, instructions):
+            seen.append(np.asarray(frames))
+            return torch.zeros(len(instructions), 2, 6), torch.zeros(len(instructions), 2)
+
+    f = np.zeros((1, 40, 40, 3), dtype=np.uint8)
+    f[:, :2] = 255
+    norm = ActionNormalizer([-1.0] * 6, [1.0] * 6)
+    LoadedPolicy(Fake(), norm, {}).act(f, ["x"])
+    LoadedPolicy(Fake(), norm, {"augment": {"crop_scale": 0.9, "eval_center_crop": 0.9}}).act(f, ["x"])
+    assert np.array_equal(seen[0], f)               # no augment recorded: frames as rendered
+    assert not np.array_equal(seen[1], f) and seen[1].shape == f.shape   # centre-cropped

@@ -55,3 +55,8 @@ def test_power_footer_flags_underpowered_columns():
     assert "60 trials per arm -> 25.6 points (78% power at 25 points)" in mw
     assert "underpowered" not in mw
     assert "20 trials per arm -> 44.3 points" in lib and "underpowered" in lib
+
+
+def test_format_p_never_prints_zero():
+    from vlm4vla.report.stats import format_p
+    assert format_p(0.0) == "<0.0001" and format_p(0.0319) == "0.0319" and format_p(1.0) == "1"

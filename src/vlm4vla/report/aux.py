@@ -19,7 +19,7 @@ import pandas as pd
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text, read_artifact_json
-from vlm4vla.report.stats import ALPHA, fisher_exact, power_footer
+from vlm4vla.report.stats import ALPHA, fisher_exact, format_p, power_footer
 
 
 def vqa_metrics(model: str, vlm: str) -> dict:
@@ -120,7 +120,7 @@ def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
         if r.vqa_task and not pd.isna(r.vqa_base_abs_rel):
             skill += f" (abs-rel {r.vqa_base_abs_rel:.3f} -> {r.vqa_tuned_abs_rel:.3f})"
         delta = "reference" if r.arm == "base" else f"{r.delta_pct:+.1f}"
-        p = "" if r.arm == "base" else f"{r.p_value:.3g}"
+        p = "" if r.arm == "base" else format_p(r.p_value)
         lines.append(f"| {r.benchmark} | {r.model} | {r.arm} | {r.vqa_task or '-'} | {skill} | "
                      f"{_f(r.general_vqa_acc)} | {r.seed_success_pct.replace(';', ', ')} | "
                      f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials}) | "

@@ -16,7 +16,7 @@ import io
 import pandas as pd
 
 from vlm4vla.io import atomic_write_text
-from vlm4vla.report.stats import ALPHA  # a reproduced delta is read only below this p
+from vlm4vla.report.stats import ALPHA, format_p  # a delta is read only below ALPHA
 
 # paper variant name -> ours
 VARIANT_MAP = {"baseline": "full", "full_finetune": "full", "freeze_vision": "freeze_vision",
@@ -86,7 +86,7 @@ def to_markdown(df: pd.DataFrame) -> str:
             f"{get('reproduced_success_pct'):.1f} {get('reproduced_ci95')} (n={int(get('trials'))})"
         pd_ = "" if pd.isna(get("paper_delta_vs_full")) else f"{get('paper_delta_vs_full'):+.3g}"
         rd = "" if pd.isna(get("reproduced_delta_vs_full_pct")) else \
-            f"{get('reproduced_delta_vs_full_pct'):+.1f} (p={get('reproduced_p_value'):.3g})"
+            f"{get('reproduced_delta_vs_full_pct'):+.1f} (p={format_p(get('reproduced_p_value'))})"
         same = "" if pd.isna(get("same_direction")) else get("same_direction")
         run = "" if pd.isna(get("run")) else get("run")
         variant = str(r.variant).replace("|", "\\|")  # a Markdown cell cannot hold a bare '|'

@@ -138,3 +138,8 @@ def power_footer(trials: dict[str, list[int]], alpha: float = ALPHA, power: floa
         lines.append(f"- {bench}: {per_arm} trials per arm -> {d:.1f} points "
                      f"({at:.0%} power at {target:.0f} points){verdict}")
     return lines
+
+
+def format_p(p: float) -> str:
+    """A p-value for a table cell; values rounded to 4 decimals show as '<0.0001', not 0."""
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"

@@ -16,7 +16,7 @@ import pandas as pd
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text, read_artifact_json
-from vlm4vla.report.stats import ALPHA, fisher_exact, power_footer
+from vlm4vla.report.stats import ALPHA, fisher_exact, format_p, power_footer
 
 STAGE1_LABELS = {"frozen_vision": "FAST tokens, vision frozen", "full": "FAST tokens, vision trained"}
 
@@ -103,7 +103,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
         for r in sorted(df.itertuples(), key=lambda r: (r.benchmark, r.model, order[r.stage1],
                                                          r.stage2_vision != "trained")):
             delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
-            p = "" if not r.reference else f"{r.p_value:.3g}"
+            p = "" if not r.reference else format_p(r.p_value)
             lines.append(f"| {r.benchmark} | {r.model} | {r.stage1} | {r.stage2_vision} | "
                          f"{_params(r.params_trainable)} / {_params(r.params_total)} | {_cell(r)} | "
                          f"{delta} | {p} | {r.significant} |")
@@ -115,7 +115,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
                   "|---|---|---|---:|---:|---:|---:|---|"]
         for r in df.sort_values(["benchmark", "model", "variant"]).itertuples():
             delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
-            p = "" if not r.reference else f"{r.p_value:.3g}"
+            p = "" if not r.reference else format_p(r.p_value)
             lines.append(f"| {r.benchmark} | {r.model} | {r.variant} | {_params(r.params_trainable)} / "
                          f"{_params(r.params_total)} | {_cell(r)} | {delta} | {p} | {r.significant} |")
     lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)})

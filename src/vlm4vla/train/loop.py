@@ -186,6 +186,9 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     # process the slice is the whole batch, so single-device results are unchanged.
     rank, world = accelerator.process_index, accelerator.num_processes
     main = accelerator.is_main_process
+    if world > 1 and main:
+        _say(f"data parallel over {world} processes ({accelerator.distributed_type}): each step's "
+             f"batch is split between them")
     for step in range(start + 1, cfg.steps + 1):
         indices = sampler.next()[rank::world]
         lr = optimizer.param_groups[0]["lr"]
