@@ -31,7 +31,7 @@ def test_direction_and_status():
     by_bench = {r.benchmark: r for r in fv.itertuples()}
     assert by_bench["metaworld"].status == "stand-in benchmark"
     assert by_bench["metaworld"].same_direction == "yes"  # both drop
-    assert by_bench["bridge"].status == "reproduced"
+    assert by_bench["bridge"].status == "stand-in backbone"  # the paper's benchmark, a tiny model
     assert by_bench["bridge"].same_direction == "no"  # paper drops, ours rises
     # same sign as the paper but p = 1: the trials cannot tell it from chance, not agreement
     assert by_bench["libero"].same_direction == "not significant"
@@ -42,3 +42,26 @@ def test_direction_and_status():
     assert "not significant" in md
     assert "stage1_none\\|stage2_vision_frozen" in md  # '|' escaped inside a cell
     assert all(line.count(" | ") >= 10 for line in md.splitlines() if line.startswith("| ablation"))
+
+
+def test_reproduced_only_for_the_paper_backbone_on_the_paper_suite():
+    from vlm4vla.report.paper_compare import backbone_scale, same_benchmark
+
+    assert backbone_scale({"init": "pretrained", "source": "Qwen/Qwen2.5-VL-3B-Instruct"}) == "paper backbone"
+    assert backbone_scale({"init": "pretrain_vlm"}) == "tiny stand-in backbone"
+    libero10 = {"plugin": "libero", "paper_name": "libero_10", "tasks": ["libero_10/0", "libero_10/3"]}
+    standin = {"plugin": "libero", "paper_name": "libero_10", "tasks": ["libero_object/0"]}
+    assert same_benchmark(libero10, "libero_10") and not same_benchmark(standin, "libero_10")
+    cfg = {"models": {"big": {"paper_name": "Qwen2.5-VL-3B", "init": "pretrained", "source": "Qwen/x"}},
+           "benchmarks": {"libero": libero10, "metaworld": {}}}
+    reported = pd.DataFrame([
+        ["main", "Qwen2.5-VL-3B", "baseline", "libero_10", "success_pct", 43.0, "t2"],
+        ["main", "Qwen2.5-VL-3B", "baseline", "calvin_abc_d", "avg_len", 3.8, "t2"]],
+        columns=["experiment", "backbone", "variant", "benchmark", "metric", "value", "source"])
+    main = _ours([["libero", "big", "big", "full", 40.0, 30, 50, 50, None, None],
+                  ["metaworld", "big", "big", "full", 70.0, 60, 80, 60, None, None]])
+    df = compare(cfg, reported, {"main": main})
+    got = {(r.paper_benchmark, r.benchmark): r.status for r in df.itertuples()}
+    # libero (paper_name libero_10) stands for LIBERO-10 only; Meta-World names none: any
+    assert got == {("libero_10", "libero"): "reproduced", ("libero_10", "metaworld"): "stand-in benchmark",
+                   ("calvin_abc_d", "metaworld"): "stand-in benchmark"}

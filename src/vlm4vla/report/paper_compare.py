@@ -33,6 +33,27 @@ def direction_verdict(paper_delta: float, delta: float, p_value: float) -> str:
     return "yes" if (paper_delta < 0) == (delta < 0) else "no"
 
 
+PAPER_SCALE = "paper backbone"
+
+
+def same_benchmark(bench: dict, paper_benchmark: str) -> bool:
+    """Whether a configured benchmark IS the paper's, not a stand-in: its paper_name says so
+    and, for a suite plugin (LIBERO), every task comes from that suite (LIBERO-Object tasks
+    under paper_name libero_10 stand in for LIBERO-10; they do not reproduce it)."""
+    if bench.get("paper_name") != paper_benchmark:
+        return False
+    if bench.get("plugin") == "libero":
+        return all(str(t).split("/")[0] == paper_benchmark for t in bench.get("tasks", []))
+    return True
+
+
+def backbone_scale(model: dict) -> str:
+    """'paper backbone' for real checkpoints (init pretrained from a source), else a stand-in."""
+    if model.get("init") == "pretrained" and model.get("source"):
+        return PAPER_SCALE
+    return "tiny stand-in backbone"
+
+
 def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per (paper row, matching reproduced run); unmatched paper rows kept."""
     model_paper = {m: c.get("paper_name") for m, c in cfg["models"].items()}
@@ -54,12 +75,20 @@ def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) 
             rows.append({**base, "status": "not run in this configuration"})
             continue
         ref_full = paper_full.get((r.experiment, r.backbone, r.benchmark))
+        # A benchmark that names its paper benchmark stands for that one only; one that
+        # names none (e.g. Meta-World) stands in for any.
+        matches = matches[[bench_paper.get(b) in (None, r.benchmark) for b in matches["benchmark"]]]
+        if matches.empty:
+            rows.append({**base, "status": "not run on this benchmark in this configuration"})
+            continue
         for m in matches.sort_values(["benchmark", "model"]).itertuples():
-            same_bench = bench_paper.get(m.benchmark) == r.benchmark
-            row = {**base, "status": "reproduced" if same_bench else "stand-in benchmark",
+            same_bench = same_benchmark(cfg["benchmarks"].get(m.benchmark, {}), r.benchmark)
+            backbone = backbone_scale(cfg["models"].get(m.model, {}))
+            row = {**base, "status": "reproduced" if same_bench and backbone == PAPER_SCALE
+                   else "stand-in benchmark" if not same_bench else "stand-in backbone",
                    "run": m.run, "benchmark": m.benchmark, "reproduced_success_pct": m.success_pct,
                    "reproduced_ci95": f"[{m.ci95_low_pct}, {m.ci95_high_pct}]", "trials": m.trials,
-                   "scale": "tiny stand-in backbone" + ("" if same_bench else ", other benchmark")}
+                   "scale": backbone + ("" if same_bench else ", other benchmark")}
             if variant != "full" and ref_full is not None and "delta_pct" in ours.columns:
                 paper_delta = r.value - ref_full
                 row.update(paper_delta_vs_full=round(paper_delta, 3),
@@ -72,8 +101,10 @@ def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) 
 
 def to_markdown(df: pd.DataFrame) -> str:
     lines = ["# Paper vs reproduced", "",
-             "Paper values from config/data/paper_reported.csv (source column). 'stand-in "
-             "benchmark' rows compare a tiny backbone on another simulator: read the direction "
+             "Paper values from config/data/paper_reported.csv (source column). 'reproduced' "
+             "= the paper's backbone (real checkpoint) on the paper's benchmark; 'stand-in "
+             "benchmark' / 'stand-in backbone' rows compare another simulator or task suite / a "
+             "tiny backbone: read the direction "
              "of ablations (same_direction), not absolute values. same_direction is yes/no only "
              f"when the reproduced delta is significant (Fisher exact p < {ALPHA}); otherwise "
              "'not significant': the trials cannot tell it from chance, for or against the paper.", "",
