@@ -476,7 +476,7 @@ CODE_DEPS = {
     "make_table": ["src/vlm4vla/report/tables.py", "src/vlm4vla/report/stats.py",
                    "src/vlm4vla/eval/metrics.py"],
     "figure_main": ["src/vlm4vla/report/figures.py"],
-    "table_paper_vs_reproduced": ["src/vlm4vla/report/paper_compare.py"],
+    "table_paper_vs_reproduced": ["src/vlm4vla/report/paper_compare.py", "src/vlm4vla/report/stats.py"],
     "generate_vqa": ["src/vlm4vla/data/vqa", "src/vlm4vla/sim", "src/vlm4vla/data/demos.py",
                      "src/vlm4vla/data/folder_store.py"],
     "finetune_vlm": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data/vqa",
@@ -487,10 +487,12 @@ CODE_DEPS = {
     "figure_aux": ["src/vlm4vla/report/aux.py", "src/vlm4vla/report/stats.py",
                    "src/vlm4vla/report/figures.py", "src/vlm4vla/eval/metrics.py"],
     "figure_capability": ["src/vlm4vla/report/capability.py", "src/vlm4vla/report/stats.py",
-                          "src/vlm4vla/report/figures.py"],
+                          "src/vlm4vla/report/aux.py", "src/vlm4vla/report/figures.py"],
     "table_vision_supervision": ["src/vlm4vla/report/tables.py", "src/vlm4vla/report/stats.py",
                                  "src/vlm4vla/eval/metrics.py"],
 }
+for _deps in CODE_DEPS.values():  # every stage writes (and most read) artifacts through io.py
+    _deps.append("src/vlm4vla/io.py")
 
 
 def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
