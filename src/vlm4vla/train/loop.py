@@ -13,6 +13,7 @@ previous checkpoint intact. A checkpoint is only resumed if its config hash matc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -243,18 +244,13 @@ def accumulate(model, compute_loss, get_batch, indices: list[int], n: int, accel
     total: dict = {}
     for i, part in enumerate(parts):
         w = len(part) / len(indices)
-        sync = accelerator.no_sync(model) if i < len(parts) - 1 else _nullcontext()
+        sync = accelerator.no_sync(model) if i < len(parts) - 1 else contextlib.nullcontext()
         with sync, accelerator.autocast():
             losses = compute_loss(model, get_batch(part))
             accelerator.backward(losses["loss"] * w)
         for k, v in losses.items():
             total[k] = total.get(k, 0.0) + v.detach() * w
     return total
-
-
-def _nullcontext():
-    import contextlib
-    return contextlib.nullcontext()
 
 
 def _say(msg: str) -> None:
