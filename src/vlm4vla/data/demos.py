@@ -52,7 +52,7 @@ def max_attempts(demos_per_task: int) -> int:
 def expert_episode(env, seed: int, max_steps: int, render: bool
                    ) -> tuple[bool, list[np.ndarray], list[np.ndarray]]:
     """Roll the scripted expert from `seed`; returns (success, frames, actions).
-    With render=False no frames are made (cheap: used to find the seeds that succeed)."""
+    With render=False no frames are made."""
     env.reset(seed)
     frames, actions = [], []
     for _ in range(max_steps):
