@@ -46,3 +46,20 @@ def test_main_figure_has_one_series_per_run_and_markdown_names_the_scratch_row(t
     md = to_markdown(df, "Main")
     assert "scratch-init row" in md and "| c--scratch | x | scratch |" in md
     assert md.count("| - |") == 2  # c and its twin were not run on lib
+
+
+def test_run_row_init_names_what_the_run_starts_from(monkeypatch):
+    # not the loader's internal "aux" (a saved VLM folder): the model's init or the run's start
+    from vlm4vla.config import load_config
+    from vlm4vla.report import tables
+
+    cfg = load_config(["config/config.yaml"])
+    monkeypatch.setattr(tables, "read_artifact_json", lambda path: (
+        {"complete": True, "overall": {"n": 10, "successes": 4}} if path.name == "summary.json"
+        else {"param_counts": {"total": 2, "trainable": 2}}))
+    init = {run: tables.run_row(cfg, "metaworld", run)["init"]
+            for run in ("qwen25vl_tiny", "qwen25vl_tiny--scratch", "qwen25vl_tiny--aux_pointing",
+                        "qwen25vl_tiny--fast_full--freeze_vision")}
+    assert init == {"qwen25vl_tiny": "pretrain_vlm", "qwen25vl_tiny--scratch": "scratch",
+                    "qwen25vl_tiny--aux_pointing": "aux_pointing",
+                    "qwen25vl_tiny--fast_full--freeze_vision": "fast_full"}

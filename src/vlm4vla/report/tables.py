@@ -34,7 +34,9 @@ def run_row(cfg: dict, benchmark: str, run: str) -> dict:
     model, variant = P.split_run(run)
     params = policy.get("param_counts", {})
     return {"benchmark": benchmark, "run": run, "model": model, "variant": variant,
-            "backbone": mcfg["backbone"], "init": mcfg["init"],
+            # what the run starts from as a reader knows it (its model's init, or the run's
+            # start: scratch / aux_<task> / fast_<stage1>), not the loader's internal "aux"
+            "backbone": mcfg["backbone"], "init": P.parse_run(run)["start"] or cfg["models"][model]["init"],
             "freeze": "+".join(mcfg.get("freeze", [])) or "none",
             "params_total": params.get("total"), "params_trainable": params.get("trainable"),
             "trials": n, "successes": k, "success_pct": round(100 * k / n, 2),
