@@ -36,6 +36,30 @@ def test_patchify_equals_qwen_image_processor():
     assert torch.allclose(got, ref["pixel_values"], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_still_image_patch_embed_is_the_conv3d_on_repeated_frames(family):
+    """The one-copy matmul equals Qwen's Conv3d over the two temporal copies the processor
+    makes of a still frame, in value and in gradient, and keeps the parameter names."""
+    from vlm4vla.models.backbones.qwen_vl import StillImagePatchEmbed
+    cfg = {"backbone": family, "init": "scratch", "arch": {"hidden_size": 32, "num_hidden_layers": 1}}
+    torch.manual_seed(0)
+    bb = get_backbone(family).build(cfg)
+    embed = bb.model.visual.patch_embed
+    assert isinstance(embed, StillImagePatchEmbed)
+    assert sorted(n for n, _ in embed.named_parameters()) == sorted(embed.state_dict())
+    assert all(n.startswith("proj.") for n in embed.state_dict())
+    p = bb.patch
+    x = torch.from_numpy(frames(2))[:, : 4 * p, : 4 * p]
+    conv = embed.proj
+    ref = conv(patchify(x, p, 2, 2).view(-1, 3, 2, p, p)).view(-1, conv.out_channels)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), conv.weight)
+    got = embed(patchify(x, p, 2, 1))
+    (g_got,) = torch.autograd.grad(got.square().sum(), conv.weight)
+    assert torch.allclose(got, ref, atol=1e-5, rtol=0)
+    assert torch.allclose(g_got, g_ref, atol=1e-3 * g_ref.abs().max().item(), rtol=0)
+    assert torch.equal(embed(patchify(x, p, 2, 2)), ref)  # tube rows take the Conv3d
+
+
 def test_prompt_has_64_image_tokens_and_3d_positions(policy):
     bb = policy.backbone
     ids = bb.prompt_ids("press the button")

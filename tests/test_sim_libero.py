@@ -166,3 +166,22 @@ def test_closed_loop_evaluation(tmp_path):
     rec = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
     assert rec[0]["error"] is None and rec[0]["steps"] == 8 and rec[0]["success"] is False
     assert summary["complete"] is True and summary["benchmark"] == "libero"
+
+
+def test_envs_of_a_task_share_one_renderer_and_draw_what_a_private_one_draws(bench, env):
+    from vlm4vla.sim import render
+    from vlm4vla.sim.libero_env import _AgentviewRenderer
+
+    other = bench.make_env(TASK, 224)
+    try:
+        assert other._renderer._shared is env._renderer._shared
+        other.reset(37)
+        own = _AgentviewRenderer(other._model, 224)  # no share key: a private context
+        try:
+            assert own._shared is not other._renderer._shared
+            assert np.array_equal(other.render(), own.render(other.sim.data._data))
+        finally:
+            own.close()
+    finally:
+        other.close()
+    assert render._SHARED[(TASK, 224, True)].users == 1

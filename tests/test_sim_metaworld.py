@@ -124,3 +124,32 @@ def test_scripted_expert_succeeds_on_default_tasks(bench, task):
     finally:
         env.close()
     assert wins >= 4, f"{task}: expert succeeded {wins}/5"  # door-open's expert fails ~7%
+
+
+def test_envs_of_a_task_share_one_renderer_and_draw_what_a_private_one_draws(bench, env):
+    """The second env of a task reuses the first one's GL context and uploaded meshes; its
+    frames are byte-identical to a renderer of its own, and the context is freed with the
+    last user."""
+    from vlm4vla.sim import render
+
+    a, b = bench.make_env("pick-place-v3", 224), bench.make_env("pick-place-v3", 224)
+    try:
+        assert a._renderer._shared is b._renderer._shared is env._renderer._shared
+        door = bench.make_env("door-open-v3", 224)
+        assert door._renderer._shared is not a._renderer._shared  # another scene file
+        door.close()
+        a.reset(task_seed(0, "pick-place-v3", 5))
+        b.reset(task_seed(0, "pick-place-v3", 6))
+        for _ in range(3):
+            b.step(np.full(7, 0.5))
+        own = render.FrameRenderer(b._env.model, 224, b._renderer.camera, rotate180=True)
+        try:
+            assert np.array_equal(b.render(), own.render(b._env.data))
+            assert not np.array_equal(a.render(), b.render())  # each env draws its own state
+        finally:
+            own.close()
+    finally:
+        a.close()
+        b.close()
+    key = ("pick-place-v3", 224, True)
+    assert render._SHARED[key].users == 1  # only the module's `env` fixture still holds it

@@ -117,18 +117,18 @@ def init_states(task: str) -> np.ndarray:
 
 class _AgentviewRenderer(_render.FrameRenderer):
     """FrameRenderer that hides collision geoms (group 0) like robosuite, and outputs the
-    180-degree-rotated robosuite observation (see the module docstring)."""
+    180-degree-rotated robosuite observation (see the module docstring). Envs of one task
+    share the GL context and uploaded meshes (`share=task`)."""
 
-    def __init__(self, model, size: int):
+    def __init__(self, model, size: int, share=None):
         import mujoco
 
-        super().__init__(model, size, CAMERA, fast=True, rotate180=False)
-        self._opt = mujoco.MjvOption()
-        self._opt.geomgroup[0] = 0  # collision meshes off; visual meshes (group 1) on
+        opt = mujoco.MjvOption()
+        opt.geomgroup[0] = 0  # collision meshes off; visual meshes (group 1) on
+        super().__init__(model, size, CAMERA, fast=True, rotate180=False, share=share, option=opt)
 
     def render(self, data) -> np.ndarray:
-        self._renderer.update_scene(data, camera=self.camera, scene_option=self._opt)
-        frame = self._renderer.render()  # top row first: robosuite's raw obs is its flipud
+        frame = super().render(data)  # top row first: robosuite's raw obs is its flipud
         return np.ascontiguousarray(frame[:, ::-1], dtype=np.uint8)  # == rot180(raw obs)
 
 
@@ -160,7 +160,7 @@ class LiberoEnv:
         self._env = self._wrapper.env  # the robosuite / LIBERO problem env
         self.image_size = int(image_size)
         self._model = self._env.sim.model._model
-        self._renderer = _AgentviewRenderer(self._model, self.image_size)
+        self._renderer = _AgentviewRenderer(self._model, self.image_size, share=task)
         self._obs: dict | None = None
         self._expert = None
         self.init_index: int | None = None  # official init state used by the last reset
@@ -191,7 +191,7 @@ class LiberoEnv:
         if self._env.sim.model._model is not self._model:  # robosuite rebuilt the model
             self._renderer.close()
             self._model = self._env.sim.model._model
-            self._renderer = _AgentviewRenderer(self._model, self.image_size)
+            self._renderer = _AgentviewRenderer(self._model, self.image_size, share=self.task)
         # robosuite's PandaGripper ramps its command (current_action += speed * sign) and a
         # soft reset does not clear it: clear it, or the previous episode leaks into this one
         for robot in self._env.robots:

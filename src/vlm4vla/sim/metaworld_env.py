@@ -188,8 +188,9 @@ class MetaWorldEnv:
         self._env = env
         self._expert = ENV_POLICY_MAP[task]()
         self._grip = GRIP_EFFORT[task]
+        # envs of one task share the uploaded meshes and textures (same scene file)
         self._renderer = _render.FrameRenderer(env.model, image_size, camera,
-                                               fast=True, rotate180=True)
+                                               fast=True, rotate180=True, share=task)
         self._obs: np.ndarray | None = None
         self.rand_vec: list[float] | None = None  # object/goal layout of the last reset
 

@@ -10,6 +10,8 @@ see qwen_tokenizer.py). With init=pretrained the source folder's tokenizer.json 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from .base import HFBackbone, as_uint8_frames, frames_for, put_query_last, right_pad, right_pad_with_query
 from .text import build_tokenizer
@@ -66,6 +68,34 @@ def patchify(frames: torch.Tensor, patch: int = 14, merge: int = 2, temporal: in
     return x.reshape(b * gh * gw, c * temporal * patch * patch)
 
 
+class StillImagePatchEmbed(nn.Module):
+    """Qwen's patch embedding, the same parameters, with a fast path for still images.
+
+    Qwen's vision tower embeds a (temporal x patch x patch) tube with a Conv3d; for a still
+    frame the processor repeats the image `temporal` times, so the tube's temporal slices
+    are equal and Conv3d(x repeated) = x @ (kernel summed over time). That single matmul on
+    one copy is the same function and the same gradient (every temporal slice of the kernel
+    sees the same input) at 1/temporal of the input, measured 12-19% of a training step
+    (docs/learning.md section 7). Rows of 3*temporal*patch*patch values (video, or a
+    processor's output) still take the original Conv3d path. The wrapped `proj` keeps its
+    name, so state dicts and released checkpoints load unchanged.
+    """
+
+    def __init__(self, embed: nn.Module):
+        super().__init__()
+        self.proj = embed.proj  # nn.Conv3d(C, E, kernel=(T, P, P), stride=kernel): the only parameters
+        self.tube = (embed.in_channels, embed.temporal_patch_size, embed.patch_size, embed.patch_size)
+        self.still = embed.in_channels * embed.patch_size ** 2
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        w = self.proj.weight  # (E, C, T, P, P)
+        if hidden_states.shape[-1] != self.still:  # tube rows: the original Conv3d
+            x = hidden_states.view(-1, *self.tube).to(dtype=w.dtype)
+            return self.proj(x).view(-1, w.shape[0])
+        x = hidden_states.view(-1, self.still).to(dtype=w.dtype)  # (N, C*P*P), c-major as Conv3d
+        return F.linear(x, w.sum(2).reshape(w.shape[0], -1), self.proj.bias)  # (N, E)
+
+
 class QwenVLBackbone(HFBackbone):
     image_mean: tuple = ()
     image_std: tuple = ()
@@ -81,7 +111,10 @@ class QwenVLBackbone(HFBackbone):
         if self.pad_id is None:
             self.pad_id = tokenizer.token_to_id("<|endoftext|>")
         v = cfg.vision_config
-        self.patch, self.merge, self.temporal = v.patch_size, v.spatial_merge_size, v.temporal_patch_size
+        self.patch, self.merge = v.patch_size, v.spatial_merge_size
+        # Frames go in as one temporal copy (patchify(temporal=1)) through the still-image path.
+        if not isinstance(model.visual.patch_embed, StillImagePatchEmbed):
+            model.visual.patch_embed = StillImagePatchEmbed(model.visual.patch_embed)
         # The frame side is recorded in the vision config (tiny builds: arch.image_size);
         # released checkpoints have none and take the paper's 224.
         self.image_size = int(getattr(v, "image_size", None) or IMAGE_SIZE)
@@ -136,7 +169,7 @@ class QwenVLBackbone(HFBackbone):
         frames = as_uint8_frames(frames, self.image_size)
         if len(rows) != frames.shape[0]:
             raise ValueError(f"{frames.shape[0]} frames but {len(rows)} token rows")
-        pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
+        pixel_values = patchify(frames, self.patch, self.merge, 1,
                                 self.image_mean, self.image_std).to(device)
         grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
         ids, mask = right_pad(rows, self.pad_id, device)
@@ -186,7 +219,7 @@ class QwenVLBackbone(HFBackbone):
     def _inputs(self, frames, instructions, query):
         device = query.device
         frames = frames_for(frames, instructions, self.image_size)
-        pixel_values = patchify(frames, self.patch, self.merge, self.temporal,
+        pixel_values = patchify(frames, self.patch, self.merge, 1,
                                 self.image_mean, self.image_std).to(device)
         grid_thw = torch.tensor([self.grid_thw] * frames.shape[0], dtype=torch.long, device=device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions],
