@@ -36,6 +36,18 @@ def test_nested_typo_in_model_entry():
         validate_config(cfg)
 
 
+def test_typo_in_a_section_that_reuses_another_schema_lists_its_keys():
+    """vqa.train and pretrain.train are `$ref: #/properties/train`: the hint follows it."""
+    cfg = _cfg()
+    cfg["vqa"]["train"]["stepz"] = 3
+    cfg["vqa"]["train"]["zzzz"] = 1
+    with pytest.raises(ConfigError) as e:
+        validate_config(cfg)
+    msg = str(e.value)
+    assert "unknown config key 'vqa.train.stepz' - did you mean 'steps'?" in msg
+    assert "unknown config key 'vqa.train.zzzz' (valid keys: " in msg and "batch_size" in msg
+
+
 def test_wrong_type_names_key():
     cfg = _cfg()
     cfg["train"]["batch_size"] = "eight"

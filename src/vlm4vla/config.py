@@ -54,10 +54,29 @@ def read_config_files(paths: list[str | Path]) -> dict:
     return cfg
 
 
+def _deref(schema: dict, node: dict) -> dict:
+    """Follow a node's local `$ref` ("#/properties/train") to the schema it points at."""
+    seen = set()
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#"):
+        ref = node["$ref"]
+        if ref in seen:  # a cycle: stop rather than loop
+            return {}
+        seen.add(ref)
+        node = schema
+        for part in ref[1:].strip("/").split("/") if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                return {}
+            node = node[part]
+    return node if isinstance(node, dict) else {}
+
+
 def _schema_at(schema: dict, path: list) -> dict:
-    """The sub-schema that describes the object at `path` (for key suggestions)."""
-    node = schema
+    """The sub-schema that describes the object at `path` (for key suggestions); local
+    `$ref`s are followed, so a section that reuses another's schema lists its keys."""
+    node = _deref(schema, schema)
     for key in path:
+        node = _deref(schema, node)
         props = node.get("properties", {})
         if key in props:
             node = props[key]
@@ -67,7 +86,7 @@ def _schema_at(schema: dict, path: list) -> dict:
             node = node["items"]
         else:
             return {}
-    return node
+    return _deref(schema, node)
 
 
 def _format_error(err, schema: dict) -> str:
