@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .base import (HFBackbone, frames_for, normalized_pixels, positions_from_mask,
-                   put_query_last, right_pad_with_query)
+                   put_query_last, right_pad_with_query, tiny_arch)
 
 IMAGE_SIZE = 224
 QUESTION = "What action should the robotic arm take to {instruction}"
@@ -84,7 +84,4 @@ def tiny_vision(a: dict, **extra) -> dict:
             "num_attention_heads": a["vision_num_heads"], **extra}
 
 
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
-        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None}
+TINY = tiny_arch(num_key_value_heads=2)

@@ -21,17 +21,13 @@ from __future__ import annotations
 import torch
 from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Model
 
-from .base import (HFBackbone, RowsForwardLM, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
-                   put_query_last, right_pad, right_pad_with_query)
+from .base import (HFBackbone, RowsForwardLM, apply_arch_overrides, as_uint8_frames, frames_for,
+                   normalized_pixels, put_query_last, right_pad, right_pad_with_query, tiny_arch)
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<image>", "</image>", "<grounding>"]
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "intermediate_size": None, "latent_query_num": 64,
-        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None,
-        "image_size": 224}  # frame side (multiple of the 14 px patch); the paper's is 224
+TINY = tiny_arch(latent_query_num=64, image_size=224)  # frame side (multiple of the 14 px patch); the paper's is 224
 
 
 class Kosmos2Backbone(RowsForwardLM, HFBackbone):

@@ -17,15 +17,11 @@ import torch
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaModel
 
 from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
-                   positions_from_mask, put_query_last, right_pad, right_pad_with_query)
+                   positions_from_mask, put_query_last, right_pad, right_pad_with_query, tiny_arch)
 
 IMAGE_SIZE = 224
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<image>"]
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 1, "intermediate_size": None,  # None -> 2 x hidden
-        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None,
-        "image_size": 224}  # frame side (multiple of the 14 px patch); the paper's is 224
+TINY = tiny_arch(num_key_value_heads=1, image_size=224)  # frame side (multiple of the 14 px patch); the paper's is 224
 
 
 class PaliGemmaBackbone(HFBackbone):

@@ -12,15 +12,11 @@ from __future__ import annotations
 from tokenizers import Tokenizer
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
-from .base import apply_arch_overrides
+from .base import apply_arch_overrides, tiny_arch
 from .qwen_vl import vision_token_ids, CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbone, patchify  # noqa: F401  (re-exported)
 
 # Text-side keys (Qwen2_5_VLTextConfig) plus a few vision keys prefixed "vision_".
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
-        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None,  # None -> follow the text side
-        "image_size": 224}  # frame side (multiple of 28); 112 -> 8x8 patches -> 16 tokens
+TINY = tiny_arch(num_key_value_heads=2, image_size=224)  # frame side (multiple of 28); 112 -> 8x8 patches -> 16 tokens
 
 
 def mrope_section(head_dim: int) -> list[int]:

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLModel
 
-from .base import apply_arch_overrides
+from .base import apply_arch_overrides, tiny_arch
 from .qwen_vl import vision_token_ids, QwenVLBackbone
 
-TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": None,  # None -> 2 x hidden
-        "vision_hidden_size": None, "vision_depth": None, "vision_num_heads": 4,
-        "vision_intermediate_size": None, "deepstack_visual_indexes": [0],
-        "image_size": 224}  # frame side (multiple of 32); 128 -> 8x8 patches -> 16 tokens
+TINY = tiny_arch(num_key_value_heads=2, deepstack_visual_indexes=[0],
+                 image_size=224)  # frame side (multiple of 32); 128 -> 8x8 patches -> 16 tokens
 
 
 def mrope_section(head_dim: int) -> list[int]:
