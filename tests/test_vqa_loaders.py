@@ -98,3 +98,25 @@ def test_bridgevqa(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]))
     with pytest.raises(ValueError, match="not one of its choices"):
         load_bridgevqa(tmp_path / "bad.jsonl")
+
+
+def test_file_records_stamps_the_task_caps_each_split_and_names_a_missing_file(tmp_path):
+    from vlm4vla.data.vqa.loaders import LOADERS, file_records
+
+    img = _png(tmp_path / "c.png", (50, 60, 70))
+    rows = [{"id": f"b{i}", "image": img, "question": f"q{i}?", "answer": "pot", "type": "text"}
+            for i in range(5)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:2]))
+    entry = {"format": "bridgevqa", "train": str(tmp_path / "train.jsonl"),
+             "eval": str(tmp_path / "eval.jsonl")}
+    recs = file_records("depth", entry, {"train": 3, "eval": 9})
+    assert [(r.task, r.split) for r in recs] == [("depth", "train")] * 3 + [("depth", "eval")] * 2
+    with pytest.raises(FileNotFoundError, match=r"'vqa.files.depth.eval': .*nope.jsonl does not exist"):
+        file_records("depth", {**entry, "eval": str(tmp_path / "nope.jsonl")}, {"train": 3, "eval": 9})
+    # the schema's enum and the loader table name the same formats
+    import yaml
+    from pathlib import Path
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())
+    files = schema["properties"]["vqa"]["properties"]["files"]["additionalProperties"]
+    assert sorted(files["properties"]["format"]["enum"]) == sorted(LOADERS)

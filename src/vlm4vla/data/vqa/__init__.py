@@ -9,7 +9,8 @@ datasets.
     libero_gen.py     the same interface and tasks in LIBERO's scenes (agentview frames,
                       official initial states held out from the policy's evaluation)
     loaders.py        RoboPoint / Robo2VLM / Vica-332k / BridgeVQA-style files -> records
-generate_vqa_for(bench_cfg, ...) picks the generator of bench_cfg["plugin"].
+generate_records_for / generate_vqa_for(bench_cfg, ...) pick the generator of
+bench_cfg["plugin"] (GENERATORS); loaders.file_records reads `vqa.files` entries.
 Metrics live in vlm4vla.eval.vqa_metrics.
 """
 
@@ -23,12 +24,22 @@ GENERATORS = {"metaworld": "vlm4vla.data.vqa.metaworld_gen",
               "libero": "vlm4vla.data.vqa.libero_gen"}
 
 
+class NoGeneratorError(ValueError):
+    """A benchmark's simulator plugin has no VQA generator."""
+
+
 def generator_for(plugin: str):
-    """The generator module of a simulator plugin; ValueError naming it if there is none."""
+    """The generator module of a simulator plugin; NoGeneratorError naming it if there is none."""
     if plugin not in GENERATORS:
-        raise ValueError(f"no VQA generator for simulator plugin {plugin!r}; generators exist "
+        raise NoGeneratorError(f"no VQA generator for simulator plugin {plugin!r}; generators exist "
                          f"for {sorted(GENERATORS)} (give other data as vqa.files instead)")
     return import_module(GENERATORS[plugin])
+
+
+def generate_records_for(bench_cfg: dict, tasks_cfg: dict, seed: int, stats: dict) -> list:
+    """generate_records of the generator for bench_cfg["plugin"]: the records (both splits)
+    of that benchmark's scenes, filling `stats`."""
+    return generator_for(bench_cfg.get("plugin")).generate_records(bench_cfg, tasks_cfg, seed, stats)
 
 
 def generate_vqa_for(bench_cfg: dict, tasks_cfg: dict, out_dir, seed: int) -> dict:

@@ -232,3 +232,32 @@ def load_bridgevqa(jsonl_path, image_root=None, split: str = "train",
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+# `vqa.files.<task>.format` -> loader (config/schema.yaml enumerates the same names).
+LOADERS = {"robopoint": load_robopoint, "robo2vlm": load_robo2vlm, "vica": load_vica,
+           "bridgevqa": load_bridgevqa}
+
+
+def file_records(task: str, entry: dict, quota: dict) -> list[VQARecord]:
+    """Records of one VQA task read from the paper's dataset files (`vqa.files.<task>`:
+    format, train, eval, optional image_root and limit), at most quota[split] per split.
+    Every record is stamped with `task`: the file is this task's dataset (each record is
+    still scored by its own target kind: points, choice, distance or text)."""
+    import dataclasses
+
+    if entry["format"] not in LOADERS:
+        raise ValueError(f"config key 'vqa.files.{task}.format': unknown format {entry['format']!r} "
+                         f"(known: {', '.join(sorted(LOADERS))})")
+    load = LOADERS[entry["format"]]
+    out: list[VQARecord] = []
+    for split in ("train", "eval"):
+        path = Path(entry[split])
+        if not path.exists():
+            raise FileNotFoundError(f"config key 'vqa.files.{task}.{split}': {path} does not exist "
+                                    f"(the {entry['format']} annotation file for the {split} split)")
+        recs = load(path, entry.get("image_root"), split=split, limit=entry.get("limit"))
+        if not recs:
+            raise ValueError(f"config key 'vqa.files.{task}.{split}': {path} holds no records")
+        out += [dataclasses.replace(r, task=task) for r in recs[:quota[split]]]
+    return out
