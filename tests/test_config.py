@@ -152,3 +152,13 @@ def test_paper_scale_vqa_without_files_fails_clearly(tmp_path):
     assert proc.returncode == 2
     assert "config key 'vqa.files." in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "vqa").exists()
+
+
+def test_schema_default_is_the_one_declaration_library_callers_fall_back_to():
+    from vlm4vla.config import schema_default
+    from vlm4vla.eval.rollout import batch_envs
+
+    assert batch_envs({}) == schema_default("evaluate", "batch_envs")
+    assert schema_default("vqa", "train", "grad_accum") == 1  # through vqa.train's $ref
+    with pytest.raises(KeyError, match="no default for 'evaluate.workers'"):
+        schema_default("evaluate", "workers")

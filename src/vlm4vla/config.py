@@ -54,29 +54,12 @@ def read_config_files(paths: list[str | Path]) -> dict:
     return cfg
 
 
-def _deref(schema: dict, node: dict) -> dict:
-    """Follow a node's local `$ref` ("#/properties/train") to the schema it points at."""
-    seen = set()
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#"):
-        ref = node["$ref"]
-        if ref in seen:  # a cycle: stop rather than loop
-            return {}
-        seen.add(ref)
-        node = schema
-        for part in ref[1:].strip("/").split("/") if ref != "#" else []:
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, dict) or part not in node:
-                return {}
-            node = node[part]
-    return node if isinstance(node, dict) else {}
-
-
 def _schema_at(schema: dict, path: list) -> dict:
     """The sub-schema that describes the object at `path` (for key suggestions); local
     `$ref`s are followed, so a section that reuses another's schema lists its keys."""
-    node = _deref(schema, schema)
+    node = _resolve(schema, schema)
     for key in path:
-        node = _deref(schema, node)
+        node = _resolve(node, schema)
         props = node.get("properties", {})
         if key in props:
             node = props[key]
@@ -86,7 +69,28 @@ def _schema_at(schema: dict, path: list) -> dict:
             node = node["items"]
         else:
             return {}
-    return _deref(schema, node)
+    return _resolve(node, schema)
+
+
+def schema_default(*path: str):
+    """The `default` config/schema.yaml declares for the key at `path` (e.g. "evaluate",
+    "batch_envs"), for library callers that pass a partial section: the schema stays the
+    one place a default is declared. KeyError naming the key if it declares none."""
+    schema = _load_schema(SCHEMA_PATH)
+    node = _schema_at(schema, list(path))
+    if "default" not in node:
+        raise KeyError(f"config/schema.yaml declares no default for '{'.'.join(path)}'")
+    return copy.deepcopy(node["default"])
+
+
+def _load_schema(path: Path) -> dict:
+    key = str(path)
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = yaml.safe_load(Path(path).read_text())
+    return _SCHEMAS[key]
+
+
+_SCHEMAS: dict[str, dict] = {}
 
 
 def _format_error(err, schema: dict) -> str:

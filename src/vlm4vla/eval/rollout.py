@@ -45,12 +45,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vlm4vla.config import schema_default
 from vlm4vla.data.demos import check_heldout, task_seed
 from vlm4vla.eval.metrics import summarise
 from vlm4vla.io import atomic_path, write_json, write_jsonl
 from vlm4vla.sim.registry import get_benchmark
 
-DEFAULT_BATCH_ENVS = 4  # as config/schema.yaml's evaluate.batch_envs default
 MAX_CACHED_ENVS = 4  # envs kept per worker, at least one batch's (batches come grouped by task)
 
 
@@ -66,8 +66,8 @@ def eval_jobs(bench_cfg: dict, seed: int) -> list[dict]:
 
 
 def batch_envs(eval_cfg: dict) -> int:
-    """evaluate.batch_envs (default DEFAULT_BATCH_ENVS), checked."""
-    n = eval_cfg.get("batch_envs", DEFAULT_BATCH_ENVS)
+    """evaluate.batch_envs (default: the schema's), checked."""
+    n = eval_cfg["batch_envs"] if "batch_envs" in eval_cfg else schema_default("evaluate", "batch_envs")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise FatalEvalError(f"evaluate.batch_envs={n!r} must be an integer >= 1")
     return n
@@ -183,7 +183,7 @@ class Runner:
     def __init__(self, policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None):
         self.batch_envs = batch_envs(eval_cfg)
         self.policy = policy_factory()
-        self.videos = int(eval_cfg.get("videos_per_task", 0)) if video_dir is not None else 0
+        self.videos = int(eval_cfg.get("videos_per_task", schema_default("evaluate", "videos_per_task"))) if video_dir is not None else 0
         self.video_dir = Path(video_dir) if video_dir is not None else None
         self.bench = get_benchmark(bench_cfg["plugin"])
         self.size = int(bench_cfg["image_size"])
@@ -320,7 +320,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
     batches = eval_batches(bench_cfg, eval_cfg, seed)
     # Videos (GIF of the frames the policy saw, first N episodes per task): for people to
     # look at, not results - they are not among the rule's declared outputs.
-    video_dir = out_dir / "videos" if int(eval_cfg.get("videos_per_task", 0)) > 0 else None
+    video_dir = out_dir / "videos" if int(eval_cfg.get("videos_per_task", schema_default("evaluate", "videos_per_task"))) > 0 else None
     if video_dir is not None:
         video_dir.mkdir(exist_ok=True)
     workers = max(1, min(int(workers), len(batches)))

@@ -18,7 +18,7 @@ import json
 import os
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -43,13 +43,11 @@ class LoopConfig:
 
     @classmethod
     def from_train_cfg(cls, train_cfg: dict, lr: float | None = None) -> "LoopConfig":
-        return cls(steps=int(train_cfg["steps"]), lr=float(lr if lr is not None else train_cfg["lr"]),
-                   warmup_steps=int(train_cfg.get("warmup_steps", 0)),
-                   grad_clip=float(train_cfg.get("grad_clip", 1.0)),
-                   weight_decay=float(train_cfg.get("weight_decay", 0.0)),
-                   checkpoint_every=int(train_cfg.get("checkpoint_every", 0)),
-                   log_every=int(train_cfg.get("log_every", 10)),
-                   grad_accum=int(train_cfg.get("grad_accum", 1)))
+        """From a `train`-shaped config section; keys it lacks keep the field defaults above
+        (a validated config has them all; library callers may pass fewer)."""
+        kw = {f.name: type(f.default)(train_cfg[f.name]) for f in fields(cls)
+              if f.name not in ("steps", "lr") and f.name in train_cfg}
+        return cls(steps=int(train_cfg["steps"]), lr=float(lr if lr is not None else train_cfg["lr"]), **kw)
 
 
 def set_determinism(threads: int) -> None:
