@@ -307,7 +307,7 @@ def test_frames_are_the_policy_frames_and_aux_renders_are_pixel_aligned(env, sto
             grown[:-1] |= grown[1:].copy()
             grown[:, 1:] |= grown[:, :-1].copy()
             grown[:, :-1] |= grown[:, 1:].copy()
-        ring_r, ring_c = np.nonzero(grown & ~lg._erode(grown, 1) & ~mask)
+        ring_r, ring_c = np.nonzero(grown & ~lg.erode(grown, 1) & ~mask)
         off = sum(_cast(env, d, (c + 0.5) / SIZE, (r + 0.5) / SIZE)[1] in geoms
                   for r, c in zip(ring_r[::5], ring_c[::5]))
         assert off <= 0.1 * len(ring_r[::5])

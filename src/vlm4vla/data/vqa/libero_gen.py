@@ -15,7 +15,7 @@ while it draws, while visible ones (a stove's burner glow) stay and count as par
 item. This is checked once per task: that renderer's RGB image must equal env.render()
 byte for byte, or generation stops.
 
-Camera model. metaworld_gen.CameraModel (pinhole: f = (H / 2) / tan(fovy / 2), pose from
+Camera model. common.CameraModel (pinhole: f = (H / 2) / tan(fovy / 2), pose from
 cam_xpos / cam_xmat) without its 180-degree roll, then mirrored: a physical pixel (u, v)
 is (W - u, v) in the stored frame. Normalised answers are (u / W, v / H): x right, y down.
 Depth: mujoco.Renderer's depth mode gives metric z-depth along the optical axis; distance
@@ -96,8 +96,7 @@ from pathlib import Path
 import numpy as np
 
 from vlm4vla.data.demos import task_seed
-from vlm4vla.data.vqa.metaworld_gen import (GEN_TASKS, CameraModel, _erode, _quotas,
-                                             _split_evenly)
+from vlm4vla.data.vqa.common import GEN_TASKS, CameraModel, erode, split_evenly, task_quotas
 from vlm4vla.data.vqa.records import VQARecord, format_points, write_vqa_store
 from vlm4vla.sim import render as _render  # sets MUJOCO_GL before mujoco is imported
 
@@ -375,9 +374,9 @@ def _pointing(cam, world, mask, depth, size) -> list[tuple[float, float]]:
     """Up to MAX_POINTS pixels where the item's projected geometry is seen (see the module
     docstring), as normalised pixel centres: the very samples the renderer drew the mask
     and depth from (a vertex itself may sit on a silhouette or a sub-pixel slot)."""
-    inner = _erode(mask, 2)
+    inner = erode(mask, 2)
     if inner.sum() < 0.25 * mask.sum():
-        inner = _erode(mask, 1)
+        inner = erode(mask, 1)
     if inner.sum() < 4:
         inner = mask
     pix, z = cam.project(world)
@@ -514,7 +513,7 @@ def questions(ft: FrameTruth, instruction: str, has_fixtures: bool, surface_word
             add("pointing", "object", f"Point to the {it.name}.", format_points(pts),
                 {"kind": "points", "points": [list(p) for p in pts], "object": it.name},
                 ft.masks[it.instance], [it.instance])
-    free = _erode(ft.surface_mask, FREE_SPACE_ERODE)
+    free = erode(ft.surface_mask, FREE_SPACE_ERODE)
     if free.sum() >= 50:
         rows, cols = np.nonzero(free)
         pick = np.sort(rng.choice(len(rows), size=3, replace=False))
@@ -694,7 +693,7 @@ def generate_records(bench_cfg: dict, tasks_cfg: dict, seed: int,
     if bench_cfg.get("plugin") != "libero":
         raise ValueError(f"libero_gen generates VQA for the libero plugin, got "
                          f"{bench_cfg.get('plugin')!r}")
-    quotas, frames_per_scene, per_frame = _quotas(tasks_cfg)
+    quotas, frames_per_scene, per_frame = task_quotas(tasks_cfg)
     bench_tasks = sorted(bench_cfg["tasks"])
     for t in bench_tasks:
         parse_task(t)
@@ -710,7 +709,7 @@ def generate_records(bench_cfg: dict, tasks_cfg: dict, seed: int,
             if not scene.expert:
                 stats["no_expert"].append(bt)
             for si, split in enumerate(("train", "eval")):
-                need = {t: _split_evenly(q[split], len(bench_tasks))[ti] for t, q in quotas.items()}
+                need = {t: split_evenly(q[split], len(bench_tasks))[ti] for t, q in quotas.items()}
                 records += scene.fill(split, splits[bt][split], need, seed, (si, ti),
                                       int(bench_cfg["max_steps"]), frames_per_scene, per_frame,
                                       stats)
