@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -83,14 +84,10 @@ def schema_default(*path: str):
     return copy.deepcopy(node["default"])
 
 
+@functools.lru_cache(maxsize=None)
 def _load_schema(path: Path) -> dict:
-    key = str(path)
-    if key not in _SCHEMAS:
-        _SCHEMAS[key] = yaml.safe_load(Path(path).read_text())
-    return _SCHEMAS[key]
-
-
-_SCHEMAS: dict[str, dict] = {}
+    """The parsed schema file (read once per process; never mutated: defaults are copied)."""
+    return yaml.safe_load(Path(path).read_text())
 
 
 def _format_error(err, schema: dict) -> str:
@@ -118,7 +115,7 @@ def validate_config(cfg: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
 
     _drop_nulls(cfg)
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = _load_schema(Path(schema_path))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -73,6 +73,11 @@ def batch_envs(eval_cfg: dict) -> int:
     return n
 
 
+def videos_per_task(eval_cfg: dict) -> int:
+    """evaluate.videos_per_task (default: the schema's)."""
+    return int(eval_cfg.get("videos_per_task", schema_default("evaluate", "videos_per_task")))
+
+
 def eval_batches(bench_cfg: dict, eval_cfg: dict, seed: int) -> list[list[dict]]:
     """eval_jobs cut into inference batches: per task, episodes [0, B), [B, 2B), ... with
     B = eval_cfg["batch_envs"]. A pure function of the config (see the module docstring)."""
@@ -183,7 +188,7 @@ class Runner:
     def __init__(self, policy_factory, bench_cfg: dict, eval_cfg: dict, video_dir=None):
         self.batch_envs = batch_envs(eval_cfg)
         self.policy = policy_factory()
-        self.videos = int(eval_cfg.get("videos_per_task", schema_default("evaluate", "videos_per_task"))) if video_dir is not None else 0
+        self.videos = videos_per_task(eval_cfg) if video_dir is not None else 0
         self.video_dir = Path(video_dir) if video_dir is not None else None
         self.bench = get_benchmark(bench_cfg["plugin"])
         self.size = int(bench_cfg["image_size"])
@@ -320,7 +325,7 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
     batches = eval_batches(bench_cfg, eval_cfg, seed)
     # Videos (GIF of the frames the policy saw, first N episodes per task): for people to
     # look at, not results - they are not among the rule's declared outputs.
-    video_dir = out_dir / "videos" if int(eval_cfg.get("videos_per_task", schema_default("evaluate", "videos_per_task"))) > 0 else None
+    video_dir = out_dir / "videos" if videos_per_task(eval_cfg) > 0 else None
     if video_dir is not None:
         video_dir.mkdir(exist_ok=True)
     workers = max(1, min(int(workers), len(batches)))
