@@ -96,3 +96,49 @@ def test_load_policy_acts_in_env_units(straight, demos):
     q01, q99 = np.array(info["norm_stats"]["low"]), np.array(info["norm_stats"]["high"])
     assert np.all(a[..., :3] >= q01[:3] - 1e-6) and np.all(a[..., :3] <= q99[:3] + 1e-6)
     np.testing.assert_array_equal(a, pol.act(frames, ["press the button", "open the drawer"]))
+
+
+def test_lr_schedules():
+    from vlm4vla.train.loop import lr_factor
+    const, cos = lr_factor("constant", 4, 20), lr_factor("cosine", 4, 20)
+    # the official recipe: linear warm-up, then constant
+    assert [const(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [cos(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    tail = [cos(s) for s in range(4, 20)]
+    assert tail[0] == 1.0 and all(a > b for a, b in zip(tail, tail[1:])) and 0 < tail[-1] < 0.01
+    assert cos(12) == pytest.approx(0.5)  # half way through the decay
+    assert lr_factor("cosine", 0, 10)(0) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule 'cosin' is not one of constant, cosine"):
+        lr_factor("cosin", 4, 20)
+
+
+def test_cosine_run_logs_its_lr_and_resumes_exactly(demos, tmp_path, monkeypatch):
+    train = {**TRAIN, "lr_schedule": "cosine"}
+
+    def run(name):
+        out = tmp_path / name / "out"
+        train_vla(MODEL, train, 3, demos, out, tmp_path / name / "state", seed=123, threads=2,
+                  progress=False)
+        return out
+
+    straight = run("straight")
+    log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
+    # lr used by steps 2, 4, 6 (1-based): warm-up 1.0, then cos over the 4 decay steps
+    assert [r["lr"] for r in log] == pytest.approx([1e-4, 1e-4 * 0.5 * (1 + np.cos(np.pi / 4)),
+                                                    1e-4 * 0.5 * (1 + np.cos(3 * np.pi / 4))])
+    calls = {"n": 0}
+    real = ChunkDataset.batch
+
+    def dying_batch(self, idx):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(self, idx)
+
+    monkeypatch.setattr(ChunkDataset, "batch", dying_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run("resumed")
+    monkeypatch.setattr(ChunkDataset, "batch", real)
+    resumed = run("resumed")
+    for f in FILES:
+        assert (straight / f).read_bytes() == (resumed / f).read_bytes(), f

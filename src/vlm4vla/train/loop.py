@@ -1,7 +1,7 @@
 """A small, generic, resumable and deterministic training loop.
 
 Why it exists instead of a framework trainer: VLM4VLA's recipe is plain (AdamW, linear
-warm-up then constant lr, grad clip 1.0) and we need two properties frameworks make hard:
+warm-up then constant lr, grad clip 1.0; a cosine decay is the embedded scale's option) and we need two properties frameworks make hard:
   * bit-for-bit determinism: same inputs -> byte-identical weights and log;
   * exact resume: killed at any step, restarted, it ends with the SAME weights as an
     uninterrupted run. The checkpoint therefore holds everything that evolves: weights,
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import sys
@@ -40,6 +41,7 @@ class LoopConfig:
     checkpoint_every: int = 0  # 0: only at the end
     log_every: int = 10
     grad_accum: int = 1  # micro-batches per optimizer step (gradients summed, sample-weighted)
+    lr_schedule: str = "constant"  # after warm-up: "constant" (the paper) or "cosine" (to 0)
 
     @classmethod
     def from_train_cfg(cls, train_cfg: dict, lr: float | None = None) -> "LoopConfig":
@@ -57,10 +59,25 @@ def set_determinism(threads: int) -> None:
     torch.set_num_threads(int(threads))
 
 
-def warmup_constant(warmup_steps: int) -> Callable[[int], float]:
-    """lr factor for optimizer step s (0-based): (s+1)/warmup during warm-up, then 1."""
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, warmup_steps: int, steps: int) -> Callable[[int], float]:
+    """lr factor for optimizer step s (0-based): (s+1)/warmup during warm-up, then 1
+    ("constant", the official recipe) or a half cosine from 1 towards 0 over the remaining
+    steps ("cosine": the last step's factor is small but not 0, so no step is wasted).
+    Why cosine exists: with a constant lr the last iterate of a small policy moves a lot
+    from step to step, and its success with it (docs/learning.md section 9)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule '{schedule}' is not one of {', '.join(LR_SCHEDULES)}")
+    decay = max(1, steps - warmup_steps)
+
     def factor(s: int) -> float:
-        return 1.0 if warmup_steps <= 0 else min(1.0, (s + 1) / warmup_steps)
+        if warmup_steps > 0 and s < warmup_steps:
+            return (s + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (s - warmup_steps) / decay))
     return factor
 
 
@@ -135,7 +152,8 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     # fused AdamW: one kernel over all parameters instead of several per tensor (12-26%
     # faster steps on the tiny CPU models, measured in benchmarks/trainer_overhead.py)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.lr_schedule, cfg.warmup_steps,
+                                                                     cfg.steps))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     raw = accelerator.unwrap_model(model)
 
