@@ -19,7 +19,7 @@ rule generate_vqa:
         "logs/benchmarks/generate_vqa.tsv"
     threads: 1
     shell:
-        "{PY} workflow_scripts/generate_vqa.py {params.cfg} --out {output} > {log} 2>&1"
+        "python workflow_scripts/generate_vqa.py {params.cfg} --out {output} > {log} 2>&1"
 
 
 rule pretrain_vlm:
@@ -44,14 +44,10 @@ rule pretrain_vlm:
         f" --vlm {P.PRETRAIN_VLM} --vqa {{input.vqa}} --out {{output}} --state {{params.state}} > {{log}} 2>&1"
 
 
-def _pretrained(w):
-    return P.pretrain_input(config, w.model)
-
-
 rule finetune_vlm:
     input:
         vqa=P.VQA_DATA,
-        start=_pretrained,
+        start=pretrained_vlm,
     output:
         directory(P.vlm_dir("{model}", "{vlm}")),
     params:
@@ -71,15 +67,11 @@ rule finetune_vlm:
         " --vlm {wildcards.vlm} --vqa {input.vqa} --out {output} --state {params.state} > {log} 2>&1"
 
 
-def _tuned_vlm(w):
-    return [] if w.vlm == "base" else [P.vlm_dir(w.model, w.vlm)]
-
-
 rule eval_vqa:
     input:
         vqa=P.VQA_DATA,
-        vlm=_tuned_vlm,
-        start=_pretrained,
+        vlm=lambda w: [] if w.vlm == "base" else [P.vlm_dir(w.model, w.vlm)],
+        start=pretrained_vlm,
     output:
         metrics=f"{P.vqa_eval_dir('{model}', '{vlm}')}/metrics.json",
         predictions=f"{P.vqa_eval_dir('{model}', '{vlm}')}/predictions.jsonl",
@@ -94,14 +86,14 @@ rule eval_vqa:
         "logs/benchmarks/eval_vqa/{model}/{vlm}.tsv"
     threads: config["threads"]
     shell:
-        "{PY} workflow_scripts/eval_vqa.py {params.cfg} --model {wildcards.model} --vlm {wildcards.vlm}"
+        "python workflow_scripts/eval_vqa.py {params.cfg} --model {wildcards.model} --vlm {wildcards.vlm}"
         " --vqa {input.vqa} {params.weights} --out {params.out} > {log} 2>&1"
 
 
 rule stage1_fast:
     input:
         demos=P.demos_dir("{benchmark}"),
-        start=_pretrained,
+        start=pretrained_vlm,
     output:
         directory(P.fast_vlm_dir("{benchmark}", "{model}", "{stage1}")),
     params:

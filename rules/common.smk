@@ -41,7 +41,6 @@ if _from_files != config:
         "(and `dvc repro`) read the config files. Put the settings in a YAML file and pass it "
         "with --configfile.")
 
-PY = "python"
 # A training job holds one GPU where the machine has one (the default profile's `gpu=1`
 # limit then runs them one at a time); on a CPU-only machine it holds none, so trainings run
 # side by side like any other job (--cores decides). Cluster profiles set `gpu` per rule.
@@ -58,7 +57,7 @@ def launcher(gpus) -> str:
     """How a training job starts: plain python on CPU or one GPU; `accelerate launch` over
     the job's GPUs when a profile grants several (resource `gpu`, e.g. SLURM --gpus=N)."""
     n = int(gpus or 0)
-    return PY if n <= 1 else f"accelerate launch --num_machines 1 --num_processes {n}"
+    return "python" if n <= 1 else f"accelerate launch --num_machines 1 --num_processes {n}"
 
 
 def spec(fn, *names):
@@ -75,3 +74,34 @@ def all_targets():
     if exps.get("capability"):
         figures += [*P.CAPABILITY_TABLE.values(), P.CAPABILITY_CORR, *P.FIGURE_CAPABILITY.values()]
     return [*tables, *P.TABLE_PAPER.values(), *figures]
+
+
+# --- inputs computed from the config (used by rules/aux.smk and rules/paper.smk) ----------
+def pretrained_vlm(w):
+    """The pretrain_vlm output a VLM-stage job starts from (none for other inits)."""
+    return P.pretrain_input(config, w.model)
+
+
+def table_inputs(table):
+    runs = P.table_runs(config, table)
+    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
+            "policies": [P.policy_dir(b, r) for b, r in runs]}
+
+
+def vqa_metrics(jobs):
+    return [f"{P.vqa_eval_dir(m, v)}/metrics.json" for m, v in jobs]
+
+
+def aux_inputs():
+    runs = P.aux_runs(config)
+    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
+            "vqa": vqa_metrics((m, a) for m in config["experiments"]["aux"]["models"]
+                               for a in P.aux_arms(config))}
+
+
+def capability_inputs():
+    runs = P.capability_runs(config)
+    measured = config["experiments"]["capability"]["x"] == "measured"
+    vqa = [j for j in P.vqa_eval_jobs(config) if j in {P.start_vlm(r) for _, r in runs}]
+    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
+            "x": vqa_metrics(vqa) if measured else [P.GENERAL_SCORES]}

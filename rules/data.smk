@@ -13,5 +13,5 @@ rule prepare_demos:
         "logs/benchmarks/prepare_demos/{benchmark}.tsv"
     threads: 1
     shell:
-        "{PY} workflow_scripts/prepare_demos.py {params.cfg} --benchmark {wildcards.benchmark}"
+        "python workflow_scripts/prepare_demos.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --out {output} > {log} 2>&1"

@@ -17,6 +17,6 @@ rule evaluate:
         "logs/benchmarks/evaluate/{benchmark}/{model}.tsv"
     threads: config["evaluate"]["workers"]
     shell:
-        "{PY} workflow_scripts/evaluate.py {params.cfg} --benchmark {wildcards.benchmark}"
+        "python workflow_scripts/evaluate.py {params.cfg} --benchmark {wildcards.benchmark}"
         " --model {wildcards.model} --policy {input.policy} --out {params.out}"
         " --workers {threads} > {log} 2>&1"

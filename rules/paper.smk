@@ -4,12 +4,6 @@
 #                         table_paper_vs_reproduced
 
 
-def table_inputs(table):
-    runs = P.table_runs(config, table)
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "policies": [P.policy_dir(b, r) for b, r in runs]}
-
-
 for _table in P.RUN_TABLES:
 
     rule:
@@ -28,7 +22,7 @@ for _table in P.RUN_TABLES:
         log:
             f"logs/table_{_table}.log",
         shell:
-            "{PY} workflow_scripts/make_table.py {params.cfg} --table {params.table}"
+            "python workflow_scripts/make_table.py {params.cfg} --table {params.table}"
             " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
@@ -47,7 +41,7 @@ rule table_paper_vs_reproduced:
     log:
         "logs/table_paper_vs_reproduced.log",
     shell:
-        "{PY} workflow_scripts/table_paper_vs_reproduced.py {params.cfg} --reported {input.reported}"
+        "python workflow_scripts/table_paper_vs_reproduced.py {params.cfg} --reported {input.reported}"
         " {params.tables} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
 
@@ -60,34 +54,15 @@ rule figure_main:
     log:
         "logs/figure_main.log",
     shell:
-        "{PY} workflow_scripts/figure_main.py --table {input} --png {output.png}"
+        "python workflow_scripts/figure_main.py --table {input} --png {output.png}"
         " --svg {output.svg} > {log} 2>&1"
-
-
-def _vqa_metrics(jobs):
-    return [f"{P.vqa_eval_dir(m, v)}/metrics.json" for m, v in jobs]
-
-
-def _aux_inputs():
-    runs = P.aux_runs(config)
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "vqa": _vqa_metrics((m, a) for m in config["experiments"]["aux"]["models"]
-                                for a in P.aux_arms(config))}
-
-
-def _capability_inputs():
-    runs = P.capability_runs(config)
-    measured = config["experiments"]["capability"]["x"] == "measured"
-    vqa = [j for j in P.vqa_eval_jobs(config) if j in {P.start_vlm(r) for _, r in runs}]
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "x": _vqa_metrics(vqa) if measured else [P.GENERAL_SCORES]}
 
 
 if config["experiments"].get("aux"):
 
     rule figure_aux:
         input:
-            **_aux_inputs(),
+            **aux_inputs(),
         output:
             csv=P.AUX_TABLE["csv"],
             md=report(P.AUX_TABLE["md"], caption="../report/table_aux.rst", category="Tables"),
@@ -99,7 +74,7 @@ if config["experiments"].get("aux"):
         log:
             "logs/figure_aux.log",
         shell:
-            "{PY} workflow_scripts/figure_aux.py {params.cfg} --out-csv {output.csv} --out-md {output.md}"
+            "python workflow_scripts/figure_aux.py {params.cfg} --out-csv {output.csv} --out-md {output.md}"
             " --png {output.png} --svg {output.svg} > {log} 2>&1"
 
 
@@ -107,7 +82,7 @@ if config["experiments"].get("capability"):
 
     rule figure_capability:
         input:
-            **_capability_inputs(),
+            **capability_inputs(),
         output:
             csv=P.CAPABILITY_TABLE["csv"],
             corr=P.CAPABILITY_CORR,
@@ -122,6 +97,6 @@ if config["experiments"].get("capability"):
         log:
             "logs/figure_capability.log",
         shell:
-            "{PY} workflow_scripts/figure_capability.py {params.cfg} --out-csv {output.csv}"
+            "python workflow_scripts/figure_capability.py {params.cfg} --out-csv {output.csv}"
             " --out-corr {output.corr} --out-md {output.md} --png {output.png} --svg {output.svg}"
             " > {log} 2>&1"

@@ -55,6 +55,10 @@ def test_power_footer_flags_underpowered_columns():
     assert "60 trials per arm -> 25.6 points (78% power at 25 points)" in mw
     assert "underpowered" not in mw
     assert "20 trials per arm -> 44.3 points" in lib and "underpowered" in lib
+    # what the trials cannot show: the spread between trainings of one arm
+    assert "one training run (one seed)" in text and "can still be a seed effect" in text
+    pooled = "\n".join(power_footer({"metaworld": [120, 120]}, seeds=2))
+    assert "pools 2 training runs" in pooled and "one training run" not in pooled
 
 
 def test_format_p_never_prints_zero():

@@ -125,7 +125,8 @@ def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
                      f"{_f(r.general_vqa_acc)} | {r.seed_success_pct.replace(';', ', ')} | "
                      f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials}) | "
                      f"{delta} | {p} | {r.significant} |")
-    lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)})
+    lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)},
+                          seeds=int(df["seeds"].max()))
     tasks = [c for c in matrix.columns if c not in ("model", "vlm")]
     lines += ["", "## VQA accuracy of every VLM on every held-out task", "",
               "| model | VLM | " + " | ".join(tasks) + " |", "|---|---|" + "---:|" * len(tasks)]

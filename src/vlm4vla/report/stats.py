@@ -117,11 +117,14 @@ def power_at(delta: float, n1: int, n2: int, alpha: float = ALPHA, p: float = 0.
 POWER_TARGET_PTS = 25.0  # the difference a comparison table should be able to see
 
 
-def power_footer(trials: dict[str, list[int]], alpha: float = ALPHA, power: float = 0.8) -> list[str]:
+def power_footer(trials: dict[str, list[int]], alpha: float = ALPHA, power: float = 0.8,
+                 seeds: int = 1) -> list[str]:
     """Markdown lines saying, per benchmark, the trials per arm, the smallest difference two
     arms are told apart by with `power` (the fewest-trial pair), and the chance of seeing a
     POWER_TARGET_PTS-point difference; a column where that chance is under one half is
-    called underpowered in so many words, so its 'not significant' reads 'cannot tell'."""
+    called underpowered in so many words, so its 'not significant' reads 'cannot tell'.
+    Then what the test does not cover: the spread between trainings of one arm (`seeds`
+    training runs per arm), which evaluation trials cannot show."""
     target = POWER_TARGET_PTS
     lines = ["", f"Power (two-sided, alpha {alpha}, success rates near 50%): the smallest "
              f"difference between two arms detected with {power:.0%} probability, and the "
@@ -137,6 +140,15 @@ def power_footer(trials: dict[str, list[int]], alpha: float = ALPHA, power: floa
                    "read its p-values as 'cannot tell'" if at < 0.5 else "")
         lines.append(f"- {bench}: {per_arm} trials per arm -> {d:.1f} points "
                      f"({at:.0%} power at {target:.0f} points){verdict}")
+    if seeds == 1:
+        lines += ["", "Each arm is one training run (one seed). Intervals and p-values count "
+                  "evaluation trials only, not the spread between two trainings of the same arm "
+                  "(docs/learning.md section 9 measures it for the embedded default): a "
+                  "significant difference between two single runs can still be a seed effect."]
+    else:
+        lines += ["", f"Each arm pools {seeds} training runs (seeds). The pooled interval and "
+                  "p-value still treat every trial as independent, so they understate the spread "
+                  "between trainings; the per-seed values show it."]
     return lines
 
 
