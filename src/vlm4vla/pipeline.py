@@ -48,9 +48,12 @@ PAPER_REPORTED = "config/data/paper_reported.csv"
 TABLE_PAPER = table_paths("paper_vs_reproduced")
 FIGURE_MAIN = {"png": f"{RESULTS}/figures/main.png", "svg": f"{RESULTS}/figures/main.svg"}
 
+# The per-benchmark training recipe: benchmark key -> the `train` key it overrides for VLA
+# fine-tuning on that benchmark (the paper's recipe differs per benchmark, too).
+BENCH_TRAIN_KEYS = {"train_steps": "steps", "lr_schedule": "lr_schedule"}
 # Benchmark keys that only evaluation and training read: changing them must not re-collect
 # demos. (eval_seed_offset stays: demo collection checks its seeds stay below it.)
-EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", "train_steps")
+EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", *BENCH_TRAIN_KEYS)
 
 
 def main_grid(cfg: dict) -> list[tuple[str, str]]:
@@ -346,8 +349,9 @@ def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
     mcfg = {k: v for k, v in model_cfg(cfg, model, benchmark).items() if k not in LABEL_KEYS}
     train = dict(cfg["train"])
     bench = cfg["benchmarks"][benchmark]
-    if "train_steps" in bench:  # per-benchmark recipe (the paper: CALVIN 30k, Bridge/LIBERO 50k)
-        train["steps"] = bench["train_steps"]
+    for key, train_key in BENCH_TRAIN_KEYS.items():  # per-benchmark recipe (e.g. the paper:
+        if key in bench:                              # CALVIN 30k steps, Bridge/LIBERO 50k)
+            train[train_key] = bench[key]
     if "steps" in mcfg:  # per-model override (e.g. a slow real-size backbone) wins
         train["steps"] = mcfg.pop("steps")
     spec = {"seed": run_seed(cfg, model), "threads": cfg["threads"], "benchmark": benchmark,
@@ -505,7 +509,7 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
         b, m = args
         base = split_run(m)[0]
         return ["seed", "threads", f"benchmarks.{b}.chunk", f"benchmarks.{b}.augment",
-                f"benchmarks.{b}.train_steps", "train"] + _model_keys(cfg, base)
+                *(f"benchmarks.{b}.{k}" for k in BENCH_TRAIN_KEYS), "train"] + _model_keys(cfg, base)
     if spec_fn is vqa_data_spec:
         keys = ["seed"] + [f"vqa.{k}" for k in sorted(cfg["vqa"]) if k not in ("train", "eval")]
         for b in cfg["vqa"]["benchmarks"]:

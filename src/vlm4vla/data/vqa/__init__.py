@@ -7,7 +7,11 @@ datasets.
     metaworld_gen.py  generate_vqa(bench_cfg, tasks_cfg, out_dir, seed): pointing, depth,
                       embodied_qa, general_vqa from the policy's own camera
     libero_gen.py     the same interface and tasks in LIBERO's scenes (agentview frames,
-                      official initial states held out from the policy's evaluation)
+                      official initial states held out from the policy's evaluation), in
+                      parts: libero_scene.py (camera, aligned depth / segmentation renderer,
+                      items, initial-state split), libero_truth.py (one state's ground
+                      truth), libero_questions.py (question templates)
+    common.py         what both generators share (camera model, erosion, quotas)
     loaders.py        RoboPoint / Robo2VLM / Vica-332k / BridgeVQA-style files -> records
 generate_records_for / generate_vqa_for(bench_cfg, ...) pick the generator of
 bench_cfg["plugin"] (GENERATORS); loaders.file_records reads `vqa.files` entries.

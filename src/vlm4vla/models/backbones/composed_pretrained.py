@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from tokenizers import Tokenizer
 
-from .base import VLMBackbone, frames_for, positions_from_mask, put_query_last, right_pad_with_query
+from .base import VLMBackbone
+from .tensors import frames_for, positions_from_mask, put_query_last, right_pad_with_query
 
 IMAGE_SIZE = 224
 VISION = "efficientnet-lite0"

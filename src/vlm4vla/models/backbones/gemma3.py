@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Model
 
-from .base import SplicedImageVQA, apply_arch_overrides
+from .arch import apply_arch_overrides
+from .vqa_mixins import SplicedImageVQA
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 
 

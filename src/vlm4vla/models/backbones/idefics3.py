@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Model
 
-from .base import SplicedImageVQA, apply_arch_overrides, normalized_pixels
+from .arch import apply_arch_overrides
+from .tensors import normalized_pixels
+from .vqa_mixins import SplicedImageVQA
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 
 

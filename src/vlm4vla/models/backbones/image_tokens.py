@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import (HFBackbone, frames_for, normalized_pixels, positions_from_mask,
-                   put_query_last, right_pad_with_query, tiny_arch)
+from .arch import tiny_arch
+from .hf import HFBackbone
+from .tensors import (frames_for, normalized_pixels, positions_from_mask, put_query_last,
+                      right_pad_with_query)
 
 IMAGE_SIZE = 224
 QUESTION = "What action should the robotic arm take to {instruction}"

@@ -21,8 +21,11 @@ from __future__ import annotations
 import torch
 from transformers import Kosmos2Config, Kosmos2ForConditionalGeneration, Kosmos2Model
 
-from .base import (HFBackbone, RowsForwardLM, apply_arch_overrides, as_uint8_frames, frames_for,
-                   normalized_pixels, put_query_last, right_pad, right_pad_with_query, tiny_arch)
+from .arch import apply_arch_overrides, tiny_arch
+from .hf import HFBackbone
+from .tensors import (as_uint8_frames, frames_for, normalized_pixels, put_query_last, right_pad,
+                      right_pad_with_query)
+from .vqa_mixins import RowsForwardLM
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 
 IMAGE_SIZE = 224

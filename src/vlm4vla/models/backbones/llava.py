@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaModel
 
-from .base import SplicedImageVQA, apply_arch_overrides
+from .arch import apply_arch_overrides
+from .vqa_mixins import SplicedImageVQA
 from .image_tokens import IMAGE_SIZE, QUESTION, TINY, ImageTokenBackbone, tiny_text, tiny_vision
 from .qwen_vl import CLIP_MEAN, CLIP_STD
 

@@ -16,8 +16,10 @@ import torch
 
 from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaModel
 
-from .base import (HFBackbone, apply_arch_overrides, as_uint8_frames, frames_for, normalized_pixels,
-                   positions_from_mask, put_query_last, right_pad, right_pad_with_query, tiny_arch)
+from .arch import apply_arch_overrides, tiny_arch
+from .hf import HFBackbone
+from .tensors import (as_uint8_frames, frames_for, normalized_pixels, positions_from_mask,
+                      put_query_last, right_pad, right_pad_with_query)
 
 IMAGE_SIZE = 224
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<image>"]

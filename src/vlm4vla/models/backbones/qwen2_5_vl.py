@@ -12,7 +12,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
-from .base import apply_arch_overrides, tiny_arch
+from .arch import apply_arch_overrides, tiny_arch
 from .qwen_vl import vision_token_ids, CLIP_MEAN, CLIP_STD, PROMPT, QwenVLBackbone, patchify  # noqa: F401  (re-exported)
 
 # Text-side keys (Qwen2_5_VLTextConfig) plus a few vision keys prefixed "vision_".

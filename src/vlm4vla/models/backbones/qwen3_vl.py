@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLModel
 
-from .base import apply_arch_overrides, tiny_arch
+from .arch import apply_arch_overrides, tiny_arch
 from .qwen_vl import vision_token_ids, QwenVLBackbone
 
 TINY = tiny_arch(num_key_value_heads=2, deepstack_visual_indexes=[0],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from transformers import Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration, Qwen3VLMoeModel
 
-from .base import apply_arch_overrides
+from .arch import apply_arch_overrides
 from .qwen3_vl import TINY as DENSE_TINY, Qwen3VLBackbone, tiny_config as dense_tiny_config
 
 TINY = {**DENSE_TINY, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": None}

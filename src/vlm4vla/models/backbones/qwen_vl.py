@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import HFBackbone, as_uint8_frames, frames_for, put_query_last, right_pad, right_pad_with_query
+from .hf import HFBackbone
+from .tensors import as_uint8_frames, frames_for, put_query_last, right_pad, right_pad_with_query
 from .text import build_tokenizer
 
 IMAGE_SIZE = 224  # the paper's frame side; tiny builds may set arch.image_size (a multiple of patch x merge)
