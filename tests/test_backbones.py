@@ -229,3 +229,11 @@ def test_composed_pretrained_uses_real_weights():
 
     para, unrelated = sims(pretrained)
     assert para > 0.6 and para - unrelated > 0.3, (para, unrelated)
+
+
+def test_arch_typo_names_the_closest_key():
+    from vlm4vla.models.backbones.arch import apply_arch_overrides, tiny_arch
+    with pytest.raises(KeyError, match=r"unknown arch key 'num_hiden_layers' \(did you mean "
+                                       r"'num_hidden_layers'\?\); known: .*hidden_size"):
+        apply_arch_overrides(tiny_arch(image_size=112), {"num_hiden_layers": 4})
+    assert apply_arch_overrides(tiny_arch(), None) == tiny_arch()  # `arch: null` = no overrides

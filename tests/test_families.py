@@ -13,14 +13,9 @@ from vlm4vla.models.backbones import _REGISTRY, get_backbone, known_backbones
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_table_names_every_registered_family():
-    assert known_backbones() == families.known_families(), \
-        "models/families.py and models/backbones/__init__.py list different families: add the new " \
-        "family to both"
-
-
 @pytest.mark.parametrize("name", known_backbones())
 def test_metadata_equals_the_class(name):
+    # the registry is built from the table; the class itself must say the same
     fam = families.family(name)
     assert _REGISTRY[name] == fam.target
     cls = get_backbone(name)

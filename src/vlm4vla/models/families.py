@@ -2,10 +2,9 @@
 about a family, readable without importing it (no torch, no transformers, no family module).
 
 `vlm4vla.config` (every Snakemake parse, every CLI start) and `vlm4vla.pipeline` read this
-table; the backbone registry (`vlm4vla.models.backbones`) imports the classes when a model is
-built. tests/test_families.py checks every entry against the registry and the class itself
-(module, class name, `supports_vqa`), so the two cannot drift apart: a new family is one
-module, one registry line and one line here.
+table; the backbone registry (`vlm4vla.models.backbones`) is built from it and imports a
+class when a model is built. tests/test_families.py checks every entry against the class
+itself (module, class name, `supports_vqa`): a new family is one module and one line here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each family lives in one small module defining a `VLMBackbone` subclass; the registry maps
 a config name (`models.<name>.backbone`) to "module:Class" and imports lazily, so a broken or
-slow import of one family never affects the others. Adding a family = one module + one line.
+slow import of one family never affects the others. Adding a family = one module + one line
+in models/families.py.
 """
 
 from __future__ import annotations
@@ -10,22 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from vlm4vla.models.families import FAMILIES
+
 if TYPE_CHECKING:  # the registry itself imports nothing heavy (no torch, no transformers)
     from .base import VLMBackbone
 
-_REGISTRY: dict[str, str] = {
-    "qwen2_5_vl": "vlm4vla.models.backbones.qwen2_5_vl:Qwen25VLBackbone",
-    "qwen3_vl": "vlm4vla.models.backbones.qwen3_vl:Qwen3VLBackbone",
-    "qwen3_vl_moe": "vlm4vla.models.backbones.qwen3_vl_moe:Qwen3VLMoeBackbone",
-    "paligemma": "vlm4vla.models.backbones.paligemma:PaliGemmaBackbone",
-    "paligemma2": "vlm4vla.models.backbones.paligemma:PaliGemma2Backbone",
-    "kosmos2": "vlm4vla.models.backbones.kosmos2:Kosmos2Backbone",
-    "composed_pretrained": "vlm4vla.models.backbones.composed_pretrained:ComposedPretrainedBackbone",
-    "llava": "vlm4vla.models.backbones.llava:LlavaBackbone",
-    "gemma3": "vlm4vla.models.backbones.gemma3:Gemma3Backbone",
-    "internvl": "vlm4vla.models.backbones.internvl:InternVLBackbone",
-    "idefics3": "vlm4vla.models.backbones.idefics3:Idefics3Backbone",
-}
+# config name -> "module:Class", from the family table (models/families.py: plain data,
+# read by config validation too), so a family is declared in one place
+_REGISTRY: dict[str, str] = {name: fam.target for name, fam in FAMILIES.items()}
 
 
 def known_backbones() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 
 # The tiny builds' common architecture (the embedded scale; arch: in a model entry overrides
 # any key). None -> derived from the text side (2 x hidden for MLPs, the text width and
@@ -22,6 +23,8 @@ def apply_arch_overrides(defaults: dict, arch: dict | None) -> dict:
     cfg = copy.deepcopy(defaults)
     for key, value in (arch or {}).items():
         if key not in cfg:
-            raise KeyError(f"unknown arch key {key!r}; known: {', '.join(sorted(cfg))}")
+            close = difflib.get_close_matches(str(key), sorted(cfg), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise KeyError(f"unknown arch key {key!r}{hint}; known: {', '.join(sorted(cfg))}")
         cfg[key] = value
     return cfg
