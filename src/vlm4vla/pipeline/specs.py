@@ -3,8 +3,9 @@ the settings its script reads), the same keys as DVC params, and each stage's co
 
 from __future__ import annotations
 
-from .runs import AUX_PREFIX, LABEL_KEYS, STAGE1, base_model_cfg, model_cfg, run_seed, split_run, start_model
-from .experiments import aux_runs, capability_runs, table_runs
+from .runs import (AUX_PREFIX, LABEL_KEYS, STAGE1, base_model_cfg, model_cfg, parse_run, run_seed,
+                   split_run, start_model)
+from .experiments import active_tables, aux_runs, capability_runs, table_runs
 
 
 # The per-benchmark training recipe: benchmark key -> the `train` key it overrides for VLA
@@ -108,9 +109,17 @@ def capability_spec(cfg: dict) -> dict:
             if exp["x"] == "published" else {}}
 
 
+def _table_models_and_benchmarks(cfg: dict) -> tuple[list[str], list[str]]:
+    """The models and benchmarks of the result tables' runs: what the paper-vs-reproduced
+    table can match (entries a config defines but does not run leave it unchanged)."""
+    runs = [(b, parse_run(r)["model"]) for t in active_tables(cfg) for b, r in table_runs(cfg, t)]
+    return sorted({m for _, m in runs}), sorted({b for b, _ in runs})
+
+
 def paper_spec(cfg: dict) -> dict:
-    return {"models": {m: c.get("paper_name") for m, c in sorted(cfg["models"].items())},
-            "benchmarks": {b: c.get("paper_name") for b, c in sorted(cfg["benchmarks"].items())}}
+    models, benches = _table_models_and_benchmarks(cfg)
+    return {"models": {m: cfg["models"][m].get("paper_name") for m in models},
+            "benchmarks": {b: cfg["benchmarks"][b].get("paper_name") for b in benches}}
 
 
 # --- code each stage runs (DVC dependencies; editing plotting code re-runs only plots) --
@@ -180,8 +189,9 @@ def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
         return ["seed"] + [f"evaluate.{k}" for k in cfg["evaluate"] if k not in EVAL_VIEW_KEYS] + \
             [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b]) if k not in LABEL_KEYS]
     if spec_fn is paper_spec:
-        return [f"models.{m}.paper_name" for m in sorted(cfg["models"]) if "paper_name" in cfg["models"][m]] + \
-               [f"benchmarks.{b}.paper_name" for b in sorted(cfg["benchmarks"]) if "paper_name" in cfg["benchmarks"][b]]
+        models, benches = _table_models_and_benchmarks(cfg)
+        return [f"models.{m}.paper_name" for m in models if "paper_name" in cfg["models"][m]] + \
+               [f"benchmarks.{b}.paper_name" for b in benches if "paper_name" in cfg["benchmarks"][b]]
     if spec_fn is table_spec:
         (table,) = args
         exp = "main" if table == "main" else table
