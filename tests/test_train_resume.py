@@ -52,17 +52,24 @@ def test_two_runs_are_byte_identical(demos, straight, tmp_path):
     assert all(set(r) == {"step", "loss", "arm", "gripper", "lr"} for r in log)
 
 
-def test_killed_and_resumed_run_ends_with_the_same_weights(demos, straight, tmp_path, monkeypatch):
+def _die_at_batch(monkeypatch, n: int):
+    """"Kill" the job (KeyboardInterrupt) while it fetches its n-th batch; returns the real
+    ChunkDataset.batch, to put back before resuming."""
     calls = {"n": 0}
     real = ChunkDataset.batch
 
-    def dying_batch(self, idx):  # "kill" the job while it fetches step 5's batch
+    def dying_batch(self, idx):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == n:
             raise KeyboardInterrupt
         return real(self, idx)
 
     monkeypatch.setattr(ChunkDataset, "batch", dying_batch)
+    return real
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(demos, straight, tmp_path, monkeypatch):
+    real = _die_at_batch(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         _train(demos, tmp_path, "resumed")
     assert not (tmp_path / "resumed" / "out" / "policy.safetensors").exists()
@@ -126,16 +133,7 @@ def test_cosine_run_logs_its_lr_and_resumes_exactly(demos, tmp_path, monkeypatch
     # lr used by steps 2, 4, 6 (1-based): warm-up 1.0, then cos over the 4 decay steps
     assert [r["lr"] for r in log] == pytest.approx([1e-4, 1e-4 * 0.5 * (1 + np.cos(np.pi / 4)),
                                                     1e-4 * 0.5 * (1 + np.cos(3 * np.pi / 4))])
-    calls = {"n": 0}
-    real = ChunkDataset.batch
-
-    def dying_batch(self, idx):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real(self, idx)
-
-    monkeypatch.setattr(ChunkDataset, "batch", dying_batch)
+    real = _die_at_batch(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         run("resumed")
     monkeypatch.setattr(ChunkDataset, "batch", real)
