@@ -15,11 +15,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/aux.smk"
-include: "rules/vla.smk"
-include: "rules/evaluate.smk"
-include: "rules/paper.smk"
+include: "rules/stages.smk"
 
 
 rule all:

@@ -1,4 +1,4 @@
-# Config loading, validation and helpers shared by every rule file.
+# Config loading and validation, and the helpers that turn the stage table into rules.
 import os
 import shlex
 import shutil
@@ -51,6 +51,8 @@ NAME = r"[A-Za-z0-9_.\-]+"
 wildcard_constraints:
     benchmark=NAME,
     model=NAME,
+    vlm=r"base|aux_[A-Za-z0-9_]+",  # a VLM start point (pretrain_vlm's folder is its own rule)
+    stage1="|".join(P.STAGE1),
 
 
 def launcher(gpus) -> str:
@@ -60,48 +62,40 @@ def launcher(gpus) -> str:
     return "python" if n <= 1 else f"accelerate launch --num_machines 1 --num_processes {n}"
 
 
-def spec(fn, *names):
-    """A rule param holding the config fragment the rule depends on (re-run trigger)."""
-    return lambda w: canonical_json(fn(config, *(getattr(w, n) for n in names)))
+# --- rules from the stage table (rules/stages.smk); functions bind a stage name now -------
+def stage_inputs(name):
+    def inputs(w):
+        w = dict(w.items())
+        data = [p for p in P.STAGES[name].data(config, **w) if os.path.exists(p)]
+        return {**P.job_inputs(name, config, **w), **({"data": data} if data else {})}
+    return inputs
+
+
+def stage_outputs(name):
+    """Output patterns ({wildcard} left in), folders as directory(), captions for --report."""
+    st = P.STAGES[name]
+    out = P.job_outputs(name, **{k: f"{{{k}}}" for k in st.wildcards})
+    for k in st.directories:
+        out[k] = directory(out[k])
+    for k, (caption, category) in st.report.items():
+        out[k] = report(out[k], caption=f"../{caption}", category=category)
+    return out
+
+
+def stage_command(name):
+    return lambda w, threads, resources: P.job_command(
+        name, config, CONFIG_ARGS, threads, launcher(resources.get("gpu", 0)), **dict(w.items()))
+
+
+def stage_spec(name):
+    """The config slice the stage's result depends on, as a param: it changes -> re-run."""
+    return lambda w: canonical_json(P.job_spec(name, config, **dict(w.items())))
+
+
+def stage_log(name, root, ext):
+    """<root>/<stage>/<wildcard>/.../<last wildcard><ext>, or <root>/<stage><ext>."""
+    return os.path.join(root, name, *(f"{{{k}}}" for k in P.STAGES[name].wildcards)) + ext
 
 
 def all_targets():
-    exps = config["experiments"]
-    tables = [f for t in P.active_tables(config) for f in P.table_paths(t).values()]
-    figures = [*P.FIGURE_MAIN.values()]
-    if exps.get("aux"):
-        figures += [*P.AUX_TABLE.values(), *P.FIGURE_AUX.values()]
-    if exps.get("capability"):
-        figures += [*P.CAPABILITY_TABLE.values(), P.CAPABILITY_CORR, *P.FIGURE_CAPABILITY.values()]
-    return [*tables, *P.TABLE_PAPER.values(), *figures]
-
-
-# --- inputs computed from the config (used by rules/aux.smk and rules/paper.smk) ----------
-def pretrained_vlm(w):
-    """The pretrain_vlm output a VLM-stage job starts from (none for other inits)."""
-    return P.pretrain_input(config, w.model)
-
-
-def table_inputs(table):
-    runs = P.table_runs(config, table)
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "policies": [P.policy_dir(b, r) for b, r in runs]}
-
-
-def vqa_metrics(jobs):
-    return [f"{P.vqa_eval_dir(m, v)}/metrics.json" for m, v in jobs]
-
-
-def aux_inputs():
-    runs = P.aux_runs(config)
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "vqa": vqa_metrics((m, a) for m in config["experiments"]["aux"]["models"]
-                               for a in P.aux_arms(config))}
-
-
-def capability_inputs():
-    runs = P.capability_runs(config)
-    measured = config["experiments"]["capability"]["x"] == "measured"
-    vqa = [j for j in P.vqa_eval_jobs(config) if j in {P.start_vlm(r) for _, r in runs}]
-    return {"evals": [f"{P.eval_dir(b, r)}/summary.json" for b, r in runs],
-            "x": vqa_metrics(vqa) if measured else [P.GENERAL_SCORES]}
+    return P.artifact_paths(config)

@@ -49,3 +49,27 @@ print(len(runs))
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) > 0
+
+
+@pytest.mark.parametrize("name", known_backbones())
+def test_arch_keys_equal_the_tiny_build(name):
+    """The arch keys config validation accepts are the keys the family's tiny build takes."""
+    import importlib
+    fam = families.family(name)
+    tiny = getattr(importlib.import_module(fam.module), "TINY", None)
+    assert fam.arch_keys() == (None if tiny is None else sorted(tiny))
+
+
+def test_arch_typo_is_named_at_config_validation():
+    from vlm4vla.config import ConfigError, validate_config
+    import yaml
+    raw = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    raw["models"]["qwen25vl_tiny"]["arch"] = {"num_hiden_layers": 4}
+    with pytest.raises(ConfigError, match=r"'models\.qwen25vl_tiny\.arch': unknown arch key "
+                                          r"'num_hiden_layers' - did you mean 'num_hidden_layers'"):
+        validate_config(raw)
+    raw["models"]["qwen25vl_tiny"]["arch"] = {"num_hidden_layers": 4}
+    validate_config(raw)
+    raw["models"]["c"] = {"backbone": "composed_pretrained", "init": "scratch", "arch": {"hidden_size": 8}}
+    with pytest.raises(ConfigError, match="'models.c.arch': backbone 'composed_pretrained' has a fixed"):
+        validate_config(raw)

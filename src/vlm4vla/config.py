@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 # Backbone families as data (no torch, no model code): validating a config imports neither.
-from vlm4vla.models.families import known_families, supports_vqa
+from vlm4vla.models.families import check_arch, known_families, supports_vqa
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "config" / "schema.yaml"
@@ -183,6 +183,9 @@ def _check_references(cfg: dict) -> None:
         if model["backbone"] not in known_families():
             raise ConfigError(f"config key 'models.{name}.backbone': unknown backbone '{model['backbone']}' "
                               f"(known: {', '.join(known_families())})")
+        problem = check_arch(model["backbone"], model["arch"]) if model.get("arch") else None
+        if problem:  # transformers configs accept unknown keys silently: check them here
+            raise ConfigError(f"config key 'models.{name}.arch': {problem}")
     for name, bench in sorted(cfg["benchmarks"].items()):
         if bench["plugin"] not in PLUGINS:
             raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "

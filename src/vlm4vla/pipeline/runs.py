@@ -4,6 +4,7 @@ for: its start point (pretrained, scratch, an aux-tuned or stage-1 VLM), freezin
 from __future__ import annotations
 
 from .paths import fast_vlm_dir, vlm_dir
+from .trace import pick, without
 
 
 # --- run names: a named model plus modifiers, e.g. "qwen25vl_tiny--aux_pointing--seed1" ----
@@ -66,7 +67,7 @@ def model_cfg(cfg: dict, name: str, benchmark: str | None = None) -> dict:
     if base not in cfg["models"]:
         raise KeyError(f"unknown model {base!r} (defined under 'models': {', '.join(sorted(cfg['models']))})")
     out = start_model(cfg, base)
-    out.update({k: v for k, v in cfg["models"][base].items() if k in LABEL_KEYS + ("steps",)})
+    out.update(pick(cfg["models"][base], LABEL_KEYS + ("steps",)))
     if run["freeze"]:
         out["freeze"] = sorted(set(out.get("freeze", [])) | set(VARIANTS[run["freeze"]]["freeze"]))
     start = run["start"]
@@ -121,8 +122,7 @@ LABEL_KEYS = ("paper_name",)
 
 
 def base_model_cfg(cfg: dict, model: str) -> dict:
-    return {k: v for k, v in cfg["models"][model].items()
-            if k not in LABEL_KEYS + ("steps", "pretrain_steps")}
+    return without(cfg["models"][model], LABEL_KEYS + ("steps", "pretrain_steps"))
 
 
 # --- pretrain_vlm: the embedded stand-in for a pretrained VLM -------------------------

@@ -1,11 +1,13 @@
 """Specs: the exact config fragment each stage's result depends on (a Snakemake rule param,
-the settings its script reads), the same keys as DVC params, and each stage's code deps."""
+the settings its script reads). DVC's params are the keys a spec reads (trace.read_keys):
+drop keys with `without()` / keep some with `pick()`, so that only the kept ones are read."""
 
 from __future__ import annotations
 
 from .runs import (AUX_PREFIX, LABEL_KEYS, STAGE1, base_model_cfg, model_cfg, parse_run, run_seed,
                    split_run, start_model)
 from .experiments import active_tables, aux_runs, capability_runs, table_runs
+from .trace import without
 
 
 # The per-benchmark training recipe: benchmark key -> the `train` key it overrides for VLA
@@ -18,8 +20,7 @@ EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", *BENCH_TRAIN_KEY
 
 # --- specs: what each stage depends on ---------------------------------------------
 def demo_spec(cfg: dict, benchmark: str) -> dict:
-    bench = {k: v for k, v in cfg["benchmarks"][benchmark].items()
-             if k not in EVAL_ONLY_KEYS + LABEL_KEYS}
+    bench = without(cfg["benchmarks"][benchmark], EVAL_ONLY_KEYS + LABEL_KEYS)
     return {"seed": cfg["seed"], "benchmark": benchmark, "bench": bench}
 
 
@@ -45,8 +46,7 @@ def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
 def vqa_data_spec(cfg: dict) -> dict:
     v = cfg["vqa"]
     return {"seed": cfg["seed"], "vqa": {k: v[k] for k in sorted(v) if k not in ("train", "eval")},
-            "bench": {b: {k: val for k, val in cfg["benchmarks"][b].items()
-                          if k not in EVAL_ONLY_KEYS + LABEL_KEYS + ("demos", "demos_per_task")}
+            "bench": {b: without(cfg["benchmarks"][b], EVAL_ONLY_KEYS + LABEL_KEYS + ("demos", "demos_per_task"))
                       for b in v["benchmarks"]}}
 
 
@@ -87,8 +87,8 @@ EVAL_VIEW_KEYS = ("workers", "videos_per_task")
 def eval_spec(cfg: dict, benchmark: str, model: str) -> dict:
     # Left out on purpose: results are identical for any worker count, with or without videos.
     return {"seed": cfg["seed"], "benchmark": benchmark, "model_name": model,
-            "bench": {k: v for k, v in cfg["benchmarks"][benchmark].items() if k not in LABEL_KEYS},
-            "evaluate": {k: v for k, v in cfg["evaluate"].items() if k not in EVAL_VIEW_KEYS}}
+            "bench": without(cfg["benchmarks"][benchmark], LABEL_KEYS),
+            "evaluate": without(cfg["evaluate"], EVAL_VIEW_KEYS)}
 
 
 def table_spec(cfg: dict, table: str) -> dict:
@@ -105,7 +105,7 @@ def aux_spec(cfg: dict) -> dict:
 def capability_spec(cfg: dict) -> dict:
     exp = cfg["experiments"]["capability"]
     return {"capability": exp, "runs": [list(r) for r in capability_runs(cfg)],
-            "paper_names": {m: c.get("paper_name") for m, c in sorted(cfg["models"].items())}
+            "paper_names": {m: cfg["models"][m].get("paper_name") for m in sorted(cfg["models"])}
             if exp["x"] == "published" else {}}
 
 
@@ -120,85 +120,3 @@ def paper_spec(cfg: dict) -> dict:
     models, benches = _table_models_and_benchmarks(cfg)
     return {"models": {m: cfg["models"][m].get("paper_name") for m in models},
             "benchmarks": {b: cfg["benchmarks"][b].get("paper_name") for b in benches}}
-
-
-# --- code each stage runs (DVC dependencies; editing plotting code re-runs only plots) --
-CODE_DEPS = {
-    "prepare_demos": ["src/vlm4vla/sim", "src/vlm4vla/data/demos.py", "src/vlm4vla/data/episodes.py",
-                      "src/vlm4vla/data/sources.py", "src/vlm4vla/data/libero_hdf5.py"],
-    "finetune_vla": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data"],
-    "evaluate": ["src/vlm4vla/eval", "src/vlm4vla/sim", "src/vlm4vla/models", "src/vlm4vla/train",
-                 "src/vlm4vla/data/normalize.py"],
-    "make_table": ["src/vlm4vla/report/tables.py", "src/vlm4vla/report/stats.py",
-                   "src/vlm4vla/eval/metrics.py"],
-    "figure_main": ["src/vlm4vla/report/figures.py"],
-    "table_paper_vs_reproduced": ["src/vlm4vla/report/paper_compare.py", "src/vlm4vla/report/stats.py"],
-    "generate_vqa": ["src/vlm4vla/data/vqa", "src/vlm4vla/sim", "src/vlm4vla/data/demos.py",
-                     "src/vlm4vla/data/folder_store.py"],
-    "finetune_vlm": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data/vqa",
-                     "src/vlm4vla/eval/vqa_metrics.py"],
-    "eval_vqa": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data/vqa",
-                 "src/vlm4vla/eval/vqa_metrics.py"],
-    "stage1_fast": ["src/vlm4vla/models", "src/vlm4vla/train", "src/vlm4vla/data"],
-    "figure_aux": ["src/vlm4vla/report/aux.py", "src/vlm4vla/report/stats.py",
-                   "src/vlm4vla/report/figures.py", "src/vlm4vla/eval/metrics.py"],
-    "figure_capability": ["src/vlm4vla/report/capability.py", "src/vlm4vla/report/stats.py",
-                          "src/vlm4vla/report/aux.py", "src/vlm4vla/report/figures.py"],
-    "table_vision_supervision": ["src/vlm4vla/report/tables.py", "src/vlm4vla/report/stats.py",
-                                 "src/vlm4vla/eval/metrics.py"],
-}
-for _deps in CODE_DEPS.values():  # every stage writes (and most read) artifacts through io.py
-    _deps.append("src/vlm4vla/io.py")
-
-
-def spec_param_keys(spec_fn, cfg: dict, *args) -> list[str]:
-    """Dotted config keys behind a spec, for DVC's `params:` (leaf-level where it matters)."""
-    if spec_fn is demo_spec:
-        (b,) = args
-        return ["seed"] + [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b])
-                           if k not in EVAL_ONLY_KEYS + LABEL_KEYS]
-    if spec_fn is train_spec:
-        b, m = args
-        base = split_run(m)[0]
-        return ["seed", "threads", f"benchmarks.{b}.chunk", f"benchmarks.{b}.augment",
-                *(f"benchmarks.{b}.{k}" for k in BENCH_TRAIN_KEYS), "train"] + _model_keys(cfg, base)
-    if spec_fn is vqa_data_spec:
-        keys = ["seed"] + [f"vqa.{k}" for k in sorted(cfg["vqa"]) if k not in ("train", "eval")]
-        for b in cfg["vqa"]["benchmarks"]:
-            keys += [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b])
-                     if k not in EVAL_ONLY_KEYS + LABEL_KEYS + ("demos", "demos_per_task")]
-        return keys
-    if spec_fn is pretrain_spec:
-        (m,) = args
-        return ["seed", "threads", "pretrain"] + _model_keys(cfg, m)
-    if spec_fn in (vlm_train_spec, vqa_eval_spec):
-        m, _ = args
-        return ["seed", "threads", "vqa.train" if spec_fn is vlm_train_spec else "vqa.eval"] + \
-            _model_keys(cfg, m)
-    if spec_fn is stage1_spec:
-        b, m, _ = args
-        return ["seed", "threads", f"benchmarks.{b}.chunk", "train",
-                "experiments.vision_supervision"] + _model_keys(cfg, m)
-    if spec_fn is aux_spec:
-        return ["experiments.aux", "vqa.tasks"]
-    if spec_fn is capability_spec:
-        return ["experiments.capability"] + [f"models.{m}.paper_name" for m in sorted(cfg["models"])
-                                             if "paper_name" in cfg["models"][m]]
-    if spec_fn is eval_spec:
-        b, m = args
-        return ["seed"] + [f"evaluate.{k}" for k in cfg["evaluate"] if k not in EVAL_VIEW_KEYS] + \
-            [f"benchmarks.{b}.{k}" for k in sorted(cfg["benchmarks"][b]) if k not in LABEL_KEYS]
-    if spec_fn is paper_spec:
-        models, benches = _table_models_and_benchmarks(cfg)
-        return [f"models.{m}.paper_name" for m in models if "paper_name" in cfg["models"][m]] + \
-               [f"benchmarks.{b}.paper_name" for b in benches if "paper_name" in cfg["benchmarks"][b]]
-    if spec_fn is table_spec:
-        (table,) = args
-        exp = "main" if table == "main" else table
-        models = sorted({split_run(m)[0] for _, m in table_runs(cfg, table)})
-        return [f"experiments.{exp}"] + [f"models.{m}" for m in models]
-    raise ValueError(spec_fn)
-
-
-def _model_keys(cfg: dict, model: str) -> list[str]:
-    return [f"models.{model}.{k}" for k in sorted(cfg["models"][model]) if k not in LABEL_KEYS]

@@ -5,12 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 
-# The tiny builds' common architecture (the embedded scale; arch: in a model entry overrides
-# any key). None -> derived from the text side (2 x hidden for MLPs, the text width and
-# depth for the vision tower). A family adds its own keys with tiny_arch(...).
-TINY_ARCH = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "intermediate_size": None, "vision_hidden_size": None, "vision_depth": None,
-             "vision_num_heads": 4, "vision_intermediate_size": None}
+from vlm4vla.models.families import TINY_ARCH  # the common tiny architecture (plain data)
 
 
 def tiny_arch(**family_keys) -> dict:
