@@ -97,13 +97,19 @@ def test_freeze_switches_are_exact(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_query_is_last_and_padding_does_not_matter(family):
+    """With each family's own conventions (vla_forward native). The official forward counts
+    padding in Qwen3-VL's and PaliGemma's positions, a quirk it keeps: tested below."""
     pol = policy_for(family).eval()
     bb = pol.backbone
     q = torch.randn(bb.hidden_size, generator=torch.Generator().manual_seed(1))
     x = frames(2, seed=1)
-    with torch.no_grad():
-        hid, mask = bb.encode(x, [SHORT, LONG], q)
-        alone, mask1 = bb.encode(x[:1], [SHORT], q)
+    bb.set_vla_forward("native")
+    try:
+        with torch.no_grad():
+            hid, mask = bb.encode(x, [SHORT, LONG], q)
+            alone, mask1 = bb.encode(x[:1], [SHORT], q)
+    finally:
+        bb.set_vla_forward("official")
     assert hid.shape[:2] == mask.shape and hid.shape[-1] == bb.hidden_size
     assert mask[:, -1].tolist() == [1, 1] and mask[0].sum() < mask[1].sum()
     assert mask[0, mask1.shape[1] - 1:-1].sum() == 0  # right padding sits before the query
@@ -176,12 +182,80 @@ def test_paligemma_prompt_and_bidirectional_prefix(family):
     assert ids[:256] == [bb.image_token_id] * 256 and ids[256] == bb.bos_id
     assert bb.tokenizer.decode(ids[257:], skip_special_tokens=False) == SHORT + "\n"
     x, q = frames(1), torch.zeros(bb.hidden_size)
+    bb.set_vla_forward("native")
+    try:
+        with torch.no_grad():
+            a, _ = bb.encode(x, [SHORT], q)
+            b, _ = bb.encode(x, ["press the door"], q)
+            c, _ = bb.encode(x, [SHORT], torch.ones(bb.hidden_size))
+    finally:
+        bb.set_vla_forward("official")
+    assert (a[0, 0] - b[0, 0]).abs().max() > 1e-4  # image tokens see later prefix text
+    torch.testing.assert_close(a[0, :-1], c[0, :-1], atol=1e-6, rtol=0)  # ...but not the query
+
+
+@pytest.mark.parametrize("family", ["paligemma", "paligemma2"])
+def test_paligemma_official_forward_is_causal(family):
+    """The official build runs PaliGemma with flash-attention-2, which gets only the padding
+    mask: plain causal attention (vlm_builder.py:17-22; transformers 4.51.3
+    modeling_paligemma.py:344-347). vla_forward official (the default) does the same."""
+    bb = policy_for(family).eval().backbone
+    assert bb.vla_forward == "official"
+    x, q = frames(1), torch.zeros(bb.hidden_size)
     with torch.no_grad():
         a, _ = bb.encode(x, [SHORT], q)
         b, _ = bb.encode(x, ["press the door"], q)
-        c, _ = bb.encode(x, [SHORT], torch.ones(bb.hidden_size))
-    assert (a[0, 0] - b[0, 0]).abs().max() > 1e-4  # image tokens see later prefix text
-    torch.testing.assert_close(a[0, :-1], c[0, :-1], atol=1e-6, rtol=0)  # ...but not the query
+    n = 256 + 1  # image tokens and BOS come before any instruction token
+    torch.testing.assert_close(a[0, :n], b[0, :n], atol=1e-6, rtol=0)  # nothing sees ahead
+    assert (a[0, -1] - b[0, -1]).abs().max() > 1e-4  # the query (last) sees the instruction
+    # right padding: the prompt tokens never see it; the query's position counts it
+    # (cache_position + 1, as the official forward)
+    with torch.no_grad():
+        hid, mask = bb.encode(frames(2), [SHORT, LONG], q)
+        alone, mask1 = bb.encode(frames(1), [SHORT], q)
+    n = mask1.shape[1] - 1
+    torch.testing.assert_close(hid[0, :n], alone[0, :n], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_qwen_official_forward_uses_1d_positions(family):
+    """The official VLA forward gives Qwen's LLM 1-D positions (the same index on the t/h/w
+    axes), not M-RoPE: Qwen2.5-VL through get_rope_index's text-only fallback, padding-aware
+    (roboqwen25vl.py:202-210, transformers 4.57.1 modeling_qwen2_5_vl.py:1120-1125); Qwen3-VL
+    a plain arange (roboqwen3vl.py:222-227)."""
+    bb = policy_for(family).eval().backbone
+    mask = torch.tensor([[1, 1, 1, 0, 1], [1, 1, 1, 1, 1]])
+    pos = bb.official_positions(mask)
+    assert pos.shape == (3, 2, 5) and torch.equal(pos[0], pos[1]) and torch.equal(pos[0], pos[2])
+    if family == "qwen2_5_vl":  # the 4.57.1 fallback, transcribed
+        ref = mask.long().cumsum(-1) - 1
+        ref.masked_fill_(mask == 0, 1)
+        assert torch.equal(pos[0], ref) and pos[0, 0, -1] == 3  # the query after 3 real tokens
+    else:
+        assert torch.equal(pos[0], torch.arange(5).expand(2, 5))
+    x, q = frames(1), torch.randn(bb.hidden_size)
+    with torch.no_grad():
+        official, _ = bb.encode(x, [SHORT], q)
+        bb.set_vla_forward("native")
+        try:
+            native, _ = bb.encode(x, [SHORT], q)
+        finally:
+            bb.set_vla_forward("official")
+    assert (official[0, -1] - native[0, -1]).abs().max() > 1e-4  # M-RoPE is not what ran
+
+
+def test_vla_forward_is_saved_with_the_policy(tmp_path):
+    from vlm4vla.train.vla import LoadedPolicy  # noqa: F401  (the policy folder reader)
+    pol = VLAPolicy.build(cfg("qwen2_5_vl", vla_forward="native"), chunk=4, seed=0)
+    assert pol.backbone.vla_forward == "native"
+    saved = pol.backbone.saved_config()
+    again = get_backbone("qwen2_5_vl").from_saved(saved, pol.backbone.tokenizer.to_str())
+    assert again.vla_forward == "native"
+    legacy = {k: v for k, v in saved.items() if k != "vlm4vla_vla_forward"}
+    assert get_backbone("qwen2_5_vl").from_saved(legacy, pol.backbone.tokenizer.to_str()).vla_forward == "native"
+    assert VLAPolicy.build(cfg("qwen2_5_vl"), chunk=4, seed=0).backbone.vla_forward == "official"
+    with pytest.raises(ValueError, match="vla_forward='fast'"):
+        VLAPolicy.build(cfg("qwen2_5_vl", vla_forward="fast"), chunk=4, seed=0)
 
 
 def test_kosmos2_prompt_has_64_latent_slots():

@@ -159,6 +159,10 @@ def test_schema_default_is_the_one_declaration_library_callers_fall_back_to():
     from vlm4vla.eval.rollout import batch_envs
 
     assert batch_envs({}) == schema_default("evaluate", "batch_envs")
+    from vlm4vla.train.loop import LoopConfig
+    loop = LoopConfig(steps=1, lr=1.0)
+    assert (loop.grad_accum, loop.lr_schedule) == (schema_default("train", "grad_accum"),
+                                                   schema_default("train", "lr_schedule"))
     assert schema_default("vqa", "train", "grad_accum") == 1  # through vqa.train's $ref
     with pytest.raises(KeyError, match="no default for 'evaluate.workers'"):
         schema_default("evaluate", "workers")

@@ -8,13 +8,13 @@ import pytest
 h5py = pytest.importorskip("h5py")
 
 from vlm4vla.data.episodes import EpisodeStore  # noqa: E402
-from vlm4vla.data.libero_hdf5 import convert_libero_hdf5, load_libero_hdf5, upright  # noqa: E402
+from vlm4vla.data.libero_hdf5 import convert_libero_hdf5, keep_steps, load_libero_hdf5, upright  # noqa: E402
 
 LANG = "put both the alphabet soup and the tomato sauce in the basket"
 STEM = "LIVING_ROOM_SCENE2_put_both_the_alphabet_soup_and_the_tomato_sauce_in_the_basket_demo"
 
 
-def _write(path, lengths=(5, 3, 4), size=32):
+def _write(path, lengths=(5, 3, 4), size=32, noops=()):
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
         data = f.create_group("data")
@@ -27,6 +27,10 @@ def _write(path, lengths=(5, 3, 4), size=32):
             g = data.create_group(f"demo_{i}")
             actions = rng.uniform(-1, 1, (n, 7)).astype(np.float64)
             actions[:, 6] = np.where(np.arange(n) % 2, 1.0, -1.0)
+            for t in noops:  # still arm, same gripper as the step before: a no-op
+                if 0 < t < n:
+                    actions[t, :6] = 1e-6
+                    actions[t, 6] = actions[t - 1, 6]
             g.create_dataset("actions", data=actions)
             img = np.zeros((n, size, size, 3), np.uint8)
             img[:, : size // 4, :, 0] = 255  # red band at the TOP of the raw (upside-down) frame
@@ -75,3 +79,35 @@ def test_convert_to_store_resized(tmp_path):
     assert store.frames.shape == (4 + 3 + 2 + 2, 224, 224, 3)
     assert store.instructions == {"libero_10/0": LANG, "some_other_task": "open the drawer"}
     assert store.benchmark == "libero"
+
+
+def _official_is_noop(action, prev_action=None, threshold=1e-4):
+    # openvla/experiments/robot/libero/regenerate_libero_dataset.py:46-68 (CladernyJorn/VLM4VLA
+    # at 20fedc9), transcribed; applied to each step against the previous KEPT one (137-143)
+    if prev_action is None:
+        return np.linalg.norm(action[:-1]) < threshold
+    return np.linalg.norm(action[:-1]) < threshold and action[-1] == prev_action[-1]
+
+
+def test_noop_filter_is_openvlas():
+    rng = np.random.default_rng(1)
+    actions = rng.uniform(-1, 1, (60, 7))
+    actions[:, 6] = np.sign(actions[:, 6])
+    still = rng.random(60) < 0.4
+    actions[still, :6] = rng.uniform(-5e-5, 5e-5, (still.sum(), 6))
+    kept = []
+    for a in actions:
+        if not _official_is_noop(a, kept[-1] if kept else None):
+            kept.append(a)
+    assert 0 < len(kept) < len(actions)
+    np.testing.assert_array_equal(actions[keep_steps(actions)], np.array(kept))
+
+
+def test_load_drops_noop_steps_with_their_frames(tmp_path):
+    path = tmp_path / f"{STEM}.hdf5"
+    _write(path, noops=(2,))
+    kept, _, _ = load_libero_hdf5(path, image_size=32)
+    raw, _, _ = load_libero_hdf5(path, image_size=32, drop_noops=False)
+    assert [len(e.actions) for e in raw] == [4, 3, 5]
+    assert [len(e.actions) for e in kept] == [3, 2, 4]
+    assert [int(f[-1, -1, 1]) for f in kept[0].frames] == [0, 1, 3]  # step 2's frame went too

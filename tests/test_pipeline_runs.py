@@ -153,3 +153,16 @@ def test_paper_scale_keeps_the_papers_constant_lr():
     every paper-scale training must still use the official warm-up-then-constant lr."""
     paper = load_config([REPO / "config/config.yaml", REPO / "config/paper.yaml"])
     assert {P.train_spec(paper, b, r)["train"]["lr_schedule"] for b, r in P.all_runs(paper)} == {"constant"}
+
+
+def test_benchmark_protocol_overrides_evaluate(cfg):
+    """The executed actions per chunk are a benchmark's protocol (official: CALVIN 10,
+    LIBERO / Bridge 4, 2 or 1): benchmarks.<b>.execute_chunk wins over evaluate's, re-runs
+    evaluation (Snakemake spec, DVC params) and never the demos."""
+    c = copy.deepcopy(cfg)
+    c["benchmarks"]["metaworld"]["execute_chunk"] = 2
+    assert P.eval_spec(c, "metaworld", "qwen25vl_tiny")["evaluate"]["execute_chunk"] == 2
+    assert P.eval_spec(cfg, "metaworld", "qwen25vl_tiny")["evaluate"]["execute_chunk"] == \
+        cfg["evaluate"]["execute_chunk"]
+    assert "benchmarks.metaworld.execute_chunk" in P.read_keys(P.eval_spec, c, "metaworld", "qwen25vl_tiny")
+    assert P.demo_spec(c, "metaworld") == P.demo_spec(cfg, "metaworld")

@@ -98,8 +98,8 @@ def test_freeze_switches_are_exact():
     assert sum(len(v) for v in groups.values()) == len(all_ids)  # disjoint and complete
     counts = base.param_counts()
     assert counts["total"] == counts["trainable"] == sum(g["total"] for g in counts["groups"].values())
-    for group in ("vision", "projector", "llm", "word_embeddings"):
-        pol = VLAPolicy.build({**CFG, "freeze": [group]}, 4, seed=0)
+    for group in ("vision", "projector", "llm", "word_embeddings"):  # each group alone
+        pol = VLAPolicy.build({**CFG, "freeze": [group], "vision_freeze": "encoder"}, 4, seed=0)
         frozen = {n for n, p in pol.named_parameters() if not p.requires_grad}
         names = {n for n, p in pol.named_parameters() if id(p) in
                  {id(q) for q in pol.param_groups()[group]}}
@@ -110,6 +110,21 @@ def test_freeze_switches_are_exact():
     assert proj and all(".visual.merger." in n for n in proj)
     with pytest.raises(ValueError, match="unknown freeze"):
         VLAPolicy.build({**CFG, "freeze": ["lm"]}, 4, seed=0)
+
+
+def test_freeze_vision_freezes_the_whole_visual_module_as_the_official_code():
+    """Official: train_vision False -> vision_tower.requires_grad_(False), and Qwen's
+    vision_tower is model.visual, merger included (base_backbone.py:385-388,
+    roboqwen25vl.py:45-46): the default (vision_freeze tower) does the same."""
+    pol = VLAPolicy.build({**CFG, "freeze": ["vision"]}, 4, seed=0)
+    frozen = {n for n, p in pol.named_parameters() if not p.requires_grad}
+    visual = {n for n, _ in pol.named_parameters() if ".visual." in n}
+    assert frozen == visual and any(".visual.merger." in n for n in frozen)
+    assert pol.freeze == ["projector", "vision"]  # recorded in policy.json as frozen
+    enc = VLAPolicy.build({**CFG, "freeze": ["vision"], "vision_freeze": "encoder"}, 4, seed=0)
+    assert not any(".visual.merger." in n for n, p in enc.named_parameters() if not p.requires_grad)
+    with pytest.raises(ValueError, match="vision_freeze='all'"):
+        VLAPolicy.build({**CFG, "freeze": ["vision"], "vision_freeze": "all"}, 4, seed=0)
 
 
 def test_query_trains_with_word_embeddings_frozen():
@@ -146,7 +161,7 @@ GOLDEN_GRIP = [0.1042645126581192, 0.036842409521341324, 0.10607307404279709, 0.
 
 def test_golden_output():
     torch.set_num_threads(2)
-    pol = VLAPolicy.build(CFG, 4, seed=123).eval()
+    pol = VLAPolicy.build({**CFG, "vla_forward": "native"}, 4, seed=123).eval()  # 3-D M-RoPE
     with torch.no_grad():
         arm, grip = pol(frames(1, seed=7), ["pick up the red block"])
     got_arm, got_grip = arm[0, 0].tolist(), grip[0].tolist()

@@ -107,8 +107,9 @@ def test_read_keys_records_what_a_spec_reads():
                 "has_aug": "augment" in c["benchmarks"]["b"]}  # absent key: nothing to track
     assert P.read_keys(spec, cfg) == ["benchmarks.a.chunk", "benchmarks.a.tasks", "seed", "train",
                                       "vqa.eval", "vqa.tasks"]
-    # one benchmark read whole is that benchmark, never all of `benchmarks`
-    assert P.read_keys(lambda c: {"b": P.without(c["benchmarks"]["b"], [])}, cfg) == ["benchmarks.b"]
+    # one benchmark copied whole is that benchmark, never all of `benchmarks`; filtered, per key
+    assert P.read_keys(lambda c: {"b": dict(c["benchmarks"]["b"])}, cfg) == ["benchmarks.b"]
+    assert P.read_keys(lambda c: {"b": P.without(c["benchmarks"]["b"], [])}, cfg) == ["benchmarks.b.chunk"]
     assert P.read_keys(lambda c: P.pick(c["models"]["m"], ["backbone", "steps"]), cfg) == \
         ["models.m.backbone"]
 
@@ -183,11 +184,12 @@ def test_dvc_params_follow_result_changing_keys(dvc_cfg):
     ev = P.read_keys(P.eval_spec, dvc_cfg, "metaworld", "qwen25vl_tiny")
     assert {f"evaluate.{k}" for k in dvc_cfg["evaluate"] if k not in P.EVAL_VIEW_KEYS} <= set(ev)
     assert not {f"evaluate.{k}" for k in P.EVAL_VIEW_KEYS} & set(ev)
-    assert "experiments.init" in P.read_keys(P.table_spec, dvc_cfg, "main")
+    assert {"experiments.init.models", "experiments.init.benchmarks"} <= set(P.read_keys(P.table_spec, dvc_cfg, "main"))
     c = copy.deepcopy(dvc_cfg)
     c["benchmarks"]["metaworld"].update(train_steps=7, lr_schedule="constant", paper_name="MW")
     tr = P.read_keys(P.train_spec, c, "metaworld", "qwen25vl_tiny")
     assert {"benchmarks.metaworld.train_steps", "benchmarks.metaworld.lr_schedule"} <= set(tr)
+    assert "models.qwen25vl_tiny.paper_name" not in tr  # a label: re-runs no training
     demo = P.read_keys(P.demo_spec, c, "metaworld")
     assert not {"benchmarks.metaworld.train_steps", "benchmarks.metaworld.paper_name",
                 "benchmarks.metaworld.eval_episodes_per_task"} & set(demo)

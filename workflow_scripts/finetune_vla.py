@@ -18,7 +18,8 @@ def main() -> None:
 
     train_vla(spec["model"], spec["train"], chunk=spec["chunk"], demos_dir=args.demos,
               out_dir=args.out, state_dir=args.state, seed=spec["seed"], threads=spec["threads"],
-              backbone_seed=spec.get("backbone_seed"), augment=spec.get("augment"))
+              backbone_seed=spec.get("backbone_seed"), augment=spec.get("augment"),
+              action_norm=spec.get("action_norm"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ def main() -> None:
     from vlm4vla.train.action_tokens import train_action_tokens
 
     info = train_action_tokens(spec["model"], spec["train"], spec["fast"], args.demos, spec["chunk"],
-                               args.out, args.state, seed=spec["seed"], threads=spec["threads"])
+                               args.out, args.state, seed=spec["seed"], threads=spec["threads"],
+                               action_norm=spec.get("action_norm"))
     if info:
         print(f"[stage1] {args.benchmark}/{args.model}/{args.stage1}: {info.get('steps')} steps")
 

@@ -11,6 +11,15 @@ Frames are rotated 180 degrees (`img[::-1, ::-1]`, exactly what vlm4vla.sim.libe
 render() shows) and resized to image_size (bicubic, as the paper's 224 preprocessing);
 the gripper is binarised to +1 / -1. Demos are taken in numeric order (demo_2 < demo_10).
 
+No-op steps are dropped (drop_noops, the default), as in OpenVLA's `libero_*_no_noops`
+datasets that the official VLM4VLA runs train on (openvla/experiments/robot/libero/
+regenerate_libero_dataset.py:46-68 `is_noop`, applied at 137-143): a step whose arm action has
+norm < 1e-4 and whose gripper command equals the previous KEPT step's is removed with its
+frame (in the released files the robot barely moves during such a step, so the next frame
+is the same scene). Not reproduced from that script: its 256 px re-render (the released
+files are 128 px; frames are resized to image_size) and its replay filter that keeps only
+demos that still succeed when replayed (it needs a simulator replay of every demo).
+
 Task names: "<suite>/<index>" of vlm4vla.sim.libero_env when the file name (minus "_demo")
 is a LIBERO task name and LIBERO is installed, else the file's stem; the instruction is
 the file's language instruction. Needs h5py (`pip install h5py`).
@@ -30,6 +39,21 @@ from vlm4vla.data.episodes import Episode, write_store
 ACTION_SPACE_DOC = ("7-D float32: LIBERO OSC_POSE deltas [dx, dy, dz, droll, dpitch, dyaw] in "
                     "[-1, 1] (0.05 m, 0.5 rad per unit), gripper +1 close / -1 open; frame t "
                     "is observed before action t (official LIBERO demonstrations)")
+
+
+NOOP_THRESHOLD = 1e-4  # regenerate_libero_dataset.py:46
+
+
+def keep_steps(actions: np.ndarray, threshold: float = NOOP_THRESHOLD) -> np.ndarray:
+    """Boolean mask of the steps OpenVLA's no-op filter keeps (see the module docstring)."""
+    keep = np.zeros(len(actions), dtype=bool)
+    prev = None
+    for t, a in enumerate(np.asarray(actions, dtype=np.float64)):
+        still = np.linalg.norm(a[:-1]) < threshold
+        keep[t] = not (still and (prev is None or a[-1] == prev[-1]))
+        if keep[t]:
+            prev = a
+    return keep
 
 
 def upright(frames: np.ndarray, size: int) -> np.ndarray:
@@ -79,7 +103,7 @@ def task_for_file(path: str | Path) -> str:
 
 
 def load_libero_hdf5(path: str | Path, image_size: int = 224, max_demos: int | None = None,
-                     task: str | None = None) -> tuple[list[Episode], str, str]:
+                     task: str | None = None, drop_noops: bool = True) -> tuple[list[Episode], str, str]:
     """Read one LIBERO demo file; returns (episodes, task name, instruction)."""
     import h5py
 
@@ -97,6 +121,9 @@ def load_libero_hdf5(path: str | Path, image_size: int = 224, max_demos: int | N
             if actions.ndim != 2 or actions.shape[1] != 7 or len(actions) != len(frames):
                 raise ValueError(f"{path}:{key}: actions {actions.shape} / frames "
                                  f"{frames.shape} do not match the LIBERO schema")
+            if drop_noops:  # on the raw actions, as the official filter
+                keep = keep_steps(actions)
+                actions, frames = actions[keep], frames[keep]
             actions = actions.copy()
             actions[:, 6] = np.where(actions[:, 6] > 0, 1.0, -1.0)
             episodes.append(Episode(task=task, seed=int(key.split("_")[1]),
@@ -107,12 +134,12 @@ def load_libero_hdf5(path: str | Path, image_size: int = 224, max_demos: int | N
 
 
 def convert_libero_hdf5(paths, out_dir, image_size: int = 224,
-                        max_demos_per_file: int | None = None) -> dict:
+                        max_demos_per_file: int | None = None, drop_noops: bool = True) -> dict:
     """Convert official LIBERO demo files into one episode store at out_dir.
     Returns {"tasks": {task: demos}, "episodes": n, "steps": n}."""
     episodes, instructions, counts = [], {}, {}
     for p in sorted(Path(p) for p in paths):
-        eps, task, instruction = load_libero_hdf5(p, image_size, max_demos_per_file)
+        eps, task, instruction = load_libero_hdf5(p, image_size, max_demos_per_file, drop_noops=drop_noops)
         if task in instructions and instructions[task] != instruction:
             raise ValueError(f"{p}: task {task!r} has two instructions: "
                              f"{instructions[task]!r} and {instruction!r}")
@@ -122,6 +149,7 @@ def convert_libero_hdf5(paths, out_dir, image_size: int = 224,
     write_store(out_dir, episodes, instructions, "libero",
                 extra_meta={"action_space": ACTION_SPACE_DOC, "camera": "agentview",
                             "image_size": int(image_size), "source": "official LIBERO hdf5",
+                            "no_noops": bool(drop_noops),
                             "files": [Path(p).name for p in sorted(Path(p) for p in paths)]})
     return {"tasks": counts, "episodes": len(episodes),
             "steps": int(sum(len(e.actions) for e in episodes))}

@@ -3,11 +3,24 @@
 Per arm dimension d (the 6 xyz + rotation deltas), with bounds [low_d, high_d]:
     y = 2 (clip(x, low, high) - low) / (high - low) - 1        low -> -1, high -> +1
     inverse: x = (y + 1) / 2 (high - low) + low                 (exact for x inside the bounds)
-Two ways to choose the bounds, as the paper does per benchmark:
-  - `fit` (Bridge / Fractal / LIBERO / Meta-World, OpenVLA style): low = q01, high = q99 of
-    the demo actions, so the 2% of outlying deltas saturate instead of stretching the scale.
+Two ways to choose the bounds, as the official code does per benchmark:
+  - `fit` (Bridge / LIBERO / Meta-World, OpenVLA style): low = q01, high = q99 of the demo
+    actions, so the 2% of outlying deltas saturate instead of stretching the scale. The
+    official Bridge / LIBERO recipe then clips the result again, to +-0.65, and rescales:
+        OpenVLA's BOUNDS_Q99: y1 = clip(2 (x - q01) / (q99 - q01) - 1, -1, 1)
+            (official vlm4vla/data/base_openvla_dataset.py:74 picks it for Bridge / LIBERO)
+        then normalize_action(y1, -0.65, 0.65): y = clip(y1, -0.65, 0.65) / 0.65
+            (vlm4vla/data/base_action_prediction_dataset.py:115-116 with the
+            configs/oxe_training/{bridge,libero10}/*.json `norm_action: true`,
+            `norm_min/max: -+0.65`; normalize_action in vlm4vla/data/data_utils.py:568-574)
+        evaluation inverts both: unnoramalize_action(y, -0.65, 0.65) (eval/calvin/
+        model_wrapper.py:357-366, the base class of eval/libero/model_wrapper.py), then
+        0.5 (y + 1) (q99 - q01) + q01 (eval/libero/model_wrapper.py:187-193).
+    That is the same map as q01/q99 bounds moved inwards by (1 - 0.65) / 2 of their span
+    (`fit(actions, clip=0.65)`): deltas beyond 65% of the q01..q99 range saturate.
   - `fixed` (CALVIN rel_actions): the same bounds for every dimension; the paper's CALVIN
     recipe clips to +-0.65 (`fixed(-0.65, 0.65)`), i.e. x / 0.65 clipped to [-1, 1].
+`from_config` picks one from a benchmark's `action_norm` (config/schema.yaml).
 Degenerate dimensions (high == low, e.g. Meta-World's all-zero rotation) map to y = 0 and
 back to x = low, never dividing by zero.
 The gripper (+1 close / -1 open) becomes {1, 0} (target of the BCE term); inverse: close
@@ -37,10 +50,28 @@ class ActionNormalizer:
         self._safe_span = np.where(self.degenerate, 1.0, self.span)
 
     @classmethod
-    def fit(cls, actions: np.ndarray) -> "ActionNormalizer":
-        """Bounds = per-dimension 1% / 99% quantiles of the arm dims of the demo actions (N, 7)."""
+    def fit(cls, actions: np.ndarray, clip: float = 1.0) -> "ActionNormalizer":
+        """Bounds = per-dimension 1% / 99% quantiles of the arm dims of the demo actions (N, 7);
+        clip < 1: then clipped to +-clip and rescaled (the official Bridge / LIBERO 0.65),
+        i.e. the bounds moved inwards by (1 - clip) / 2 of their span (module docstring)."""
+        if not 0.0 < clip <= 1.0:
+            raise ValueError(f"action_norm clip={clip!r} must be in (0, 1]")
         arm = np.asarray(actions, dtype=np.float64)[:, :ARM_DIMS]
-        return cls(np.quantile(arm, 0.01, axis=0), np.quantile(arm, 0.99, axis=0), "q01_q99")
+        q01, q99 = np.quantile(arm, 0.01, axis=0), np.quantile(arm, 0.99, axis=0)
+        if clip == 1.0:
+            return cls(q01, q99, "q01_q99")
+        inset = (1.0 - clip) / 2.0 * (q99 - q01)
+        return cls(q01 + inset, q99 - inset, f"q01_q99_clip{clip:g}")
+
+    @classmethod
+    def from_config(cls, norm_cfg: dict | None, actions: np.ndarray) -> "ActionNormalizer":
+        """A benchmark's validated `action_norm` ({bounds: q01_q99 | fixed, clip, fixed_bound},
+        defaults from config/schema.yaml); None (the benchmark sets none): plain q01/q99."""
+        if norm_cfg is None:
+            return cls.fit(actions)
+        if norm_cfg["bounds"] == "fixed":
+            return cls.fixed(-float(norm_cfg["fixed_bound"]), float(norm_cfg["fixed_bound"]))
+        return cls.fit(actions, float(norm_cfg["clip"]))
 
     @classmethod
     def fixed(cls, low: float, high: float) -> "ActionNormalizer":

@@ -85,8 +85,9 @@ class VLAPolicy(nn.Module):
                 backbone = get_backbone(model_cfg["backbone"]).build(model_cfg)
             if backbone_seed is not None and backbone_seed != seed:
                 torch.manual_seed(seed)
-            return cls(backbone, chunk, model_cfg.get("freeze") or [],
-                       head_width=model_cfg.get("head_width") or PAPER_HEAD_WIDTH)
+            backbone.set_vla_forward(model_cfg.get("vla_forward"))
+            freeze = backbone.frozen_groups(model_cfg.get("freeze") or [], model_cfg.get("vision_freeze"))
+            return cls(backbone, chunk, freeze, head_width=model_cfg.get("head_width") or PAPER_HEAD_WIDTH)
 
     def apply_freeze(self, freeze) -> None:
         unknown = set(freeze) - set(FREEZE_GROUPS)

@@ -65,7 +65,7 @@ class VQAModel(nn.Module):
         family = get_backbone(model_cfg["backbone"])
         if not getattr(family, "supports_vqa", False):
             family._no_vqa(family)
-        freeze = model_cfg.get("freeze") or []
+        freeze = family.frozen_groups(model_cfg.get("freeze") or [], model_cfg.get("vision_freeze"))
         init = model_cfg.get("init", "scratch")
         if init == "aux":
             return cls.load(vlm_dir_of(model_cfg), freeze=freeze, family=model_cfg["backbone"])

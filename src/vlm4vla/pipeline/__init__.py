@@ -29,7 +29,7 @@ from .experiments import (  # noqa: F401
     aux_vlm_jobs, capability_runs, init_runs, main_grid, main_runs, pretrain_jobs, stage1_jobs,
     supports_vqa, table_runs, vision_runs, vqa_eval_jobs)
 from .specs import (  # noqa: F401
-    BENCH_TRAIN_KEYS, EVAL_ONLY_KEYS, EVAL_VIEW_KEYS, aux_spec, capability_spec, demo_spec,
+    BENCH_EVAL_KEYS, BENCH_TRAIN_KEYS, EVAL_ONLY_KEYS, EVAL_VIEW_KEYS, aux_spec, capability_spec, demo_spec,
     eval_spec, paper_spec, pretrain_spec, stage1_spec, table_spec, train_spec, vlm_train_spec,
     vqa_data_spec, vqa_eval_spec)
 from .trace import pick, read_keys, without  # noqa: F401

@@ -59,15 +59,16 @@ def parse_run(name: str) -> dict:
     return out
 
 
-def model_cfg(cfg: dict, name: str, benchmark: str | None = None) -> dict:
+def model_cfg(cfg: dict, name: str, benchmark: str | None = None, labels: bool = True) -> dict:
     """The model config behind a run name: a `models` entry with its modifiers applied.
-    `benchmark` is needed for fast_* runs (stage 1 is trained on that benchmark's demos)."""
+    `benchmark` is needed for fast_* runs (stage 1 is trained on that benchmark's demos);
+    labels=False leaves out LABEL_KEYS (what a training computes never reads them)."""
     run = parse_run(name)
     base = run["model"]
     if base not in cfg["models"]:
         raise KeyError(f"unknown model {base!r} (defined under 'models': {', '.join(sorted(cfg['models']))})")
     out = start_model(cfg, base)
-    out.update(pick(cfg["models"][base], LABEL_KEYS + ("steps",)))
+    out.update(pick(cfg["models"][base], (LABEL_KEYS if labels else ()) + ("steps",)))
     if run["freeze"]:
         out["freeze"] = sorted(set(out.get("freeze", [])) | set(VARIANTS[run["freeze"]]["freeze"]))
     start = run["start"]

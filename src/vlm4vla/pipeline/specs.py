@@ -7,15 +7,19 @@ from __future__ import annotations
 from .runs import (AUX_PREFIX, LABEL_KEYS, STAGE1, base_model_cfg, model_cfg, parse_run, run_seed,
                    split_run, start_model)
 from .experiments import active_tables, aux_runs, capability_runs, table_runs
-from .trace import without
+from .trace import pick, without
 
 
 # The per-benchmark training recipe: benchmark key -> the `train` key it overrides for VLA
 # fine-tuning on that benchmark (the paper's recipe differs per benchmark, too).
 BENCH_TRAIN_KEYS = {"train_steps": "steps", "lr_schedule": "lr_schedule"}
+# ... and the `evaluate` keys a benchmark may override (official: CALVIN executes all 10
+# actions of a chunk, LIBERO / Bridge sweep 4/2/1: eval/ckpts scripts of the official code)
+BENCH_EVAL_KEYS = ("execute_chunk",)
 # Benchmark keys that only evaluation and training read: changing them must not re-collect
 # demos. (eval_seed_offset stays: demo collection checks its seeds stay below it.)
-EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", *BENCH_TRAIN_KEYS)
+EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", "action_norm", *BENCH_TRAIN_KEYS,
+                  *BENCH_EVAL_KEYS)
 
 
 # --- specs: what each stage depends on ---------------------------------------------
@@ -25,7 +29,7 @@ def demo_spec(cfg: dict, benchmark: str) -> dict:
 
 
 def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
-    mcfg = {k: v for k, v in model_cfg(cfg, model, benchmark).items() if k not in LABEL_KEYS}
+    mcfg = model_cfg(cfg, model, benchmark, labels=False)
     train = dict(cfg["train"])
     bench = cfg["benchmarks"][benchmark]
     for key, train_key in BENCH_TRAIN_KEYS.items():  # per-benchmark recipe (e.g. the paper:
@@ -36,8 +40,9 @@ def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
     spec = {"seed": run_seed(cfg, model), "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model,
             "model": mcfg, "train": train}
-    if "augment" in cfg["benchmarks"][benchmark]:  # the benchmark's image augmentation
-        spec["augment"] = cfg["benchmarks"][benchmark]["augment"]
+    for key in ("augment", "action_norm"):  # the benchmark's image augmentation and
+        if key in bench:                      # action normalisation, when it sets them
+            spec[key] = bench[key]
     if spec["seed"] != cfg["seed"]:  # seed<k>: the random backbone stays the seed-0 one
         spec["backbone_seed"] = cfg["seed"]
     return spec
@@ -75,10 +80,13 @@ def stage1_spec(cfg: dict, benchmark: str, model: str, stage1: str) -> dict:
     exp = cfg["experiments"]["vision_supervision"]
     mcfg = start_model(cfg, model)
     mcfg["freeze"] = sorted(set(mcfg.get("freeze", [])) | set(STAGE1[stage1]))
-    return {"seed": cfg["seed"], "threads": cfg["threads"], "benchmark": benchmark,
+    spec = {"seed": cfg["seed"], "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model, "stage1": stage1,
             "model": mcfg, "train": {**cfg["train"], "steps": exp["stage1_steps"]},
             "fast": exp["fast"]}
+    if "action_norm" in cfg["benchmarks"][benchmark]:  # the FAST tokens fit normalised chunks
+        spec["action_norm"] = cfg["benchmarks"][benchmark]["action_norm"]
+    return spec
 
 
 EVAL_VIEW_KEYS = ("workers", "videos_per_task")
@@ -86,9 +94,11 @@ EVAL_VIEW_KEYS = ("workers", "videos_per_task")
 
 def eval_spec(cfg: dict, benchmark: str, model: str) -> dict:
     # Left out on purpose: results are identical for any worker count, with or without videos.
-    return {"seed": cfg["seed"], "benchmark": benchmark, "model_name": model,
-            "bench": without(cfg["benchmarks"][benchmark], LABEL_KEYS),
-            "evaluate": without(cfg["evaluate"], EVAL_VIEW_KEYS)}
+    bench = without(cfg["benchmarks"][benchmark], LABEL_KEYS)
+    evaluate = without(cfg["evaluate"], EVAL_VIEW_KEYS)
+    evaluate.update(pick(bench, BENCH_EVAL_KEYS))  # the benchmark's own protocol wins
+    return {"seed": cfg["seed"], "benchmark": benchmark, "model_name": model, "bench": bench,
+            "evaluate": evaluate}
 
 
 def table_spec(cfg: dict, table: str) -> dict:

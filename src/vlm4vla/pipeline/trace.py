@@ -9,9 +9,11 @@ other), `read_keys` runs the spec on a config that records what is read:
 - a sub-section that ends up in the spec as it is records the whole section (`vqa.eval`);
 - iterating over a section records that its key set matters: if nothing below it was read,
   the whole section is recorded (`sorted(cfg["vqa"]["tasks"])` -> `vqa.tasks`);
-- a section the spec iterated over and read entirely is recorded as a whole (`dict(train)`
-  -> `train`, not `train.lr`, `train.steps`, ...); sections only indexed stay per key (one
-  benchmark's keys never stand for all of `benchmarks`).
+- a section the spec copied (`dict(s)`, `{**s}`, `s.items()`) and so read entirely is
+  recorded as a whole (`train`, not `train.lr`, `train.steps`, ...): a key added to it
+  changes the copy. A section filtered with `without()` stays per key, so a key it drops
+  (a label such as `paper_name`) can be added without re-running anything; one indexed
+  section (one benchmark) never stands for its parent (`benchmarks`).
 
 So a key outside the result cannot change the spec (tests/test_pipeline_runs.py checks
 that on every stage of the tiny config by perturbing each key), and DVC re-runs a stage
@@ -40,6 +42,7 @@ class _Reads:
     def __init__(self):
         self.values: set[str] = set()  # keys whose value was read
         self.keysets: set[str] = set()  # sections whose key names were iterated
+        self.copied: set[str] = set()  # sections read through keys()/items(): dict(s), {**s}
 
 
 def _join(path: str, key) -> str:
@@ -69,16 +72,20 @@ class _Traced(dict):
     def _iterated(self) -> None:
         self._reads.keysets.add(self._path)
 
-    def __iter__(self):
+    def _copied(self) -> None:
+        self._reads.keysets.add(self._path)
+        self._reads.copied.add(self._path)
+
+    def __iter__(self):  # key names (without() iterates this way, then reads what it keeps)
         self._iterated()
         return iter(list(dict.keys(self)))
 
-    def keys(self):  # dict(section) and {**section} call keys() and __getitem__
-        self._iterated()
+    def keys(self):  # dict(section) and {**section} call keys() and __getitem__: a copy
+        self._copied()
         return list(dict.keys(self))
 
     def items(self):
-        self._iterated()
+        self._copied()
         return [(k, self[k]) for k in dict.keys(self)]
 
     def values(self):
@@ -106,15 +113,15 @@ def _sections_in(obj) -> Iterable[str]:
             yield from _sections_in(v)
 
 
-def _collapse(node, path: str, keys: set[str], iterated: set[str]) -> bool:
-    """Record as a whole (in `keys`) each section the spec iterated over and read entirely;
-    True when `path` is recorded (itself or all of it below)."""
+def _collapse(node, path: str, keys: set[str], copied: set[str]) -> bool:
+    """Record as a whole (in `keys`) each section the spec copied and read entirely; True when
+    `path` is recorded (itself or all of it below)."""
     if path in keys:
         return True
     if not isinstance(node, dict) or not node:
         return False
-    whole = all([_collapse(node[k], _join(path, k), keys, iterated) for k in sorted(node)])
-    if whole and path in iterated and path:
+    whole = all([_collapse(node[k], _join(path, k), keys, copied) for k in sorted(node)])
+    if whole and path in copied and path:
         keys.difference_update({k for k in keys if k.startswith(path + ".")})
         keys.add(path)
     return whole and path in keys
@@ -130,5 +137,5 @@ def read_keys(spec_fn: Callable[..., dict], cfg: dict, *args) -> list[str]:
             keys.add(section)
     # a key below a recorded section is implied by it
     keys = {k for k in keys if not any(k.startswith(o + ".") for o in keys)}
-    _collapse(cfg, "", keys, reads.keysets)
+    _collapse(cfg, "", keys, reads.copied)
     return sorted(keys)

@@ -156,7 +156,8 @@ def _prompt_overlap(backbone, data: ActionTokenData) -> int:
 # --- training -----------------------------------------------------------------------------
 def train_action_tokens(model_cfg: dict, train_cfg: dict, fast_cfg: dict | None, demos_dir,
                         chunk: int, out_dir, state_dir, seed: int, threads: int,
-                        progress: bool | None = None, episodes: list[int] | None = None) -> dict:
+                        progress: bool | None = None, episodes: list[int] | None = None,
+                        action_norm: dict | None = None) -> dict:
     """Stage 1: fit the FAST tokenizer on the demo chunks of `demos_dir` (only the episode
     indices `episodes` if given) and fine-tune the VLM of `model_cfg` (freeze switches from
     model_cfg["freeze"], e.g. ["vision"]; lr: model_cfg["lr"] if set, as the VLA) to emit
@@ -167,14 +168,14 @@ def train_action_tokens(model_cfg: dict, train_cfg: dict, fast_cfg: dict | None,
     fast_cfg = fast_config(fast_cfg)
     episodes = None if episodes is None else sorted({int(e) for e in episodes})
     store = EpisodeStore(demos_dir)
-    normalizer = ActionNormalizer.fit(np.asarray(store.actions))
+    normalizer = ActionNormalizer.from_config(action_norm, np.asarray(store.actions))
     dataset = ChunkDataset(store, chunk, normalizer)
     steps = full_chunk_steps(store, dataset, episodes)
     fast = FastTokenizer.fit(dataset.chunks[steps], fast_cfg)
     model = VQAModel.build(model_cfg, seed)
     action_ids = action_token_ids(model.backbone, fast.vocab_size)
     data = ActionTokenData(dataset, steps, fast, model.backbone, action_ids)
-    cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"))
+    cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"), precision=model_cfg.get("precision"))
     sampler = EpochSampler(len(data), int(train_cfg["batch_size"]), seed)
     demos = {k: v["sha256"] for k, v in store.meta["arrays"].items()}
     key = config_hash({"kind": KIND, "model_cfg": model_cfg, "train_cfg": train_cfg,

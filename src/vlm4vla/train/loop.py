@@ -19,13 +19,14 @@ import math
 import os
 import random
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ..config import schema_default
 from ..io import atomic_path
 
 CHECKPOINT = "checkpoint.pt"
@@ -40,16 +41,35 @@ class LoopConfig:
     weight_decay: float = 0.0
     checkpoint_every: int = 0  # 0: only at the end
     log_every: int = 10
-    grad_accum: int = 1  # micro-batches per optimizer step (gradients summed, sample-weighted)
-    lr_schedule: str = "constant"  # after warm-up: "constant" (the paper) or "cosine" (to 0)
+    # the schema declares these two defaults (config/schema.yaml train.*); not repeated here
+    grad_accum: int = field(default_factory=lambda: schema_default("train", "grad_accum"))
+    # micro-batches per optimizer step (gradients summed, sample-weighted)
+    lr_schedule: str = field(default_factory=lambda: schema_default("train", "lr_schedule"))
+    # after warm-up: "constant" (the paper) or "cosine" (to 0)
+    precision: str = "bf16"  # GPU mixed precision (models.<m>.precision); CPU runs fp32
 
     @classmethod
-    def from_train_cfg(cls, train_cfg: dict, lr: float | None = None) -> "LoopConfig":
+    def from_train_cfg(cls, train_cfg: dict, lr: float | None = None,
+                       precision: str | None = None) -> "LoopConfig":
         """From a `train`-shaped config section; keys it lacks keep the field defaults above
         (a validated config has them all; library callers may pass fewer)."""
-        kw = {f.name: type(f.default)(train_cfg[f.name]) for f in fields(cls)
+        cast = {"int": int, "float": float, "str": str}  # the field annotations, as text
+        kw = {f.name: cast[f.type](train_cfg[f.name]) for f in fields(cls)
               if f.name not in ("steps", "lr") and f.name in train_cfg}
+        if precision is not None:  # a model's own (official: fp16 for PaliGemma / Kosmos-2)
+            kw["precision"] = precision
         return cls(steps=int(train_cfg["steps"]), lr=float(lr if lr is not None else train_cfg["lr"]), **kw)
+
+
+PRECISIONS = ("bf16", "fp16")
+
+
+def mixed_precision(cuda: bool, precision: str) -> str:
+    """accelerate's mixed_precision: fp32 on CPU; on a GPU the model's precision (the official
+    runs: bf16, fp16 for PaliGemma and Kosmos-2: configs/*/finetune_*.json trainer.precision)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: known {', '.join(PRECISIONS)}")
+    return precision if cuda else "no"
 
 
 def set_determinism(threads: int) -> None:
@@ -145,9 +165,8 @@ def run_loop(model: torch.nn.Module, compute_loss: Callable[[torch.nn.Module, di
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = state_dir / CHECKPOINT
-    # fp32 on CPU; bf16 autocast where a GPU is present (the paper trains in bf16).
     cuda = torch.cuda.is_available()
-    accelerator = Accelerator(cpu=not cuda, mixed_precision="bf16" if cuda else "no")
+    accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed_precision(cuda, cfg.precision))
     params = [p for p in model.parameters() if p.requires_grad]
     # fused AdamW: one kernel over all parameters instead of several per tensor (12-26%
     # faster steps on the tiny CPU models, measured in benchmarks/trainer_overhead.py)

@@ -40,16 +40,18 @@ def _vla_loss(model, batch: dict) -> dict:
 
 def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, state_dir,
               seed: int, threads: int, progress: bool | None = None,
-              backbone_seed: int | None = None, augment: dict | None = None) -> dict:
+              backbone_seed: int | None = None, augment: dict | None = None,
+              action_norm: dict | None = None) -> dict:
     """Train one policy; return the policy.json content (also written to out_dir).
     `backbone_seed`: see VLAPolicy.build (seed<k> runs share the seed-0 random backbone).
     `augment`: the benchmark's image augmentation (data/augment.py); its evaluation centre
-    crop is stored in policy.json, so the loaded policy applies it itself."""
+    crop is stored in policy.json, so the loaded policy applies it itself. `action_norm`: the
+    benchmark's action normalisation (data/normalize.py: from_config; stored in policy.json)."""
     set_determinism(threads)
     store = EpisodeStore(demos_dir)
-    normalizer = ActionNormalizer.fit(np.asarray(store.actions))
+    normalizer = ActionNormalizer.from_config(action_norm, np.asarray(store.actions))
     dataset = ChunkDataset(store, chunk, normalizer)
-    cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"))
+    cfg = LoopConfig.from_train_cfg(train_cfg, lr=model_cfg.get("lr"), precision=model_cfg.get("precision"))
     policy = VLAPolicy.build(model_cfg, chunk, seed, backbone_seed)
     sampler = EpochSampler(len(dataset), int(train_cfg["batch_size"]), seed)
     # Resume only into the very same run: config, data (array checksums), seed, threads.
@@ -59,7 +61,8 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
                        "demos": {k: v["sha256"] for k, v in store.meta["arrays"].items()},
                        # an aux-tuned start point is identified by its weights, not its path
                        "vlm": vlm_digest(model_cfg),
-                       **({"augment": augment} if augment and not is_off(augment) else {})})
+                       **({"augment": augment} if augment and not is_off(augment) else {}),
+                       **({"action_norm": action_norm} if action_norm else {})})
 
     def get_batch(indices):
         batch = dataset.batch(indices)

@@ -18,6 +18,19 @@ from torch import nn
 from vlm4vla.models.families import known_families, supports_vqa
 
 FREEZE_GROUPS = ("vision", "projector", "llm", "word_embeddings")
+# What `freeze: [vision]` freezes (models.<m>.vision_freeze): "tower" = the family's whole
+# vision module, as the official code does (train_vision False -> vision_tower.requires_grad_(
+# False), vlm4vla/model/backbone/base_backbone.py:385-388; for Qwen that module is
+# `model.visual`, merger included: roboqwen25vl.py:45-46, roboqwen3vl.py:55-57);
+# "encoder" = the vision group alone (the projector keeps training).
+VISION_FREEZE = ("tower", "encoder")
+# How the VLA forward feeds the LLM (models.<m>.vla_forward): "official" = as the official
+# code's forward does, quirks included (Qwen2.5-VL / Qwen3-VL: 1-D positions, no M-RoPE;
+# PaliGemma: plain causal attention, from flash-attention-2); "native" = the family's own VLM
+# conventions (3-D M-RoPE over the image grid; PaliGemma's bidirectional prefix). Families
+# without such a quirk behave the same either way. A policy saved before the switch existed
+# was trained native, and loads so.
+VLA_FORWARD = ("official", "native")
 
 
 class VLMBackbone(nn.Module):
@@ -47,7 +60,38 @@ class VLMBackbone(nn.Module):
     def saved_config(self) -> dict:
         return self.model.config.to_dict()
 
+    # --- VLA forward conventions (VLA_FORWARD) -------------------------------------------
+    @property
+    def vla_forward(self) -> str:
+        cfg = getattr(self.model, "config", None)
+        return getattr(cfg, "vlm4vla_vla_forward", None) or VLA_FORWARD[1]
+
+    def set_vla_forward(self, mode: str | None) -> None:
+        """Choose the VLA forward conventions (None: official); stored in the model config,
+        so a saved policy reloads with the conventions it was trained with."""
+        mode = mode or VLA_FORWARD[0]
+        if mode not in VLA_FORWARD:
+            raise ValueError(f"vla_forward={mode!r}: known {', '.join(VLA_FORWARD)}")
+        cfg = getattr(self.model, "config", None)
+        if cfg is not None:
+            cfg.vlm4vla_vla_forward = mode
+
     # --- freeze groups ------------------------------------------------------------------
+    # groups inside the module the official code freezes as the "vision tower" (Qwen: the
+    # merger, i.e. the projector group, lives in `model.visual`)
+    VISION_TOWER_ALSO: tuple[str, ...] = ()
+
+    @classmethod
+    def frozen_groups(cls, freeze, vision_freeze: str | None = None) -> list[str]:
+        """The groups a `freeze` list freezes in this family (see VISION_FREEZE)."""
+        scope = vision_freeze or VISION_FREEZE[0]
+        if scope not in VISION_FREEZE:
+            raise ValueError(f"vision_freeze={scope!r}: known {', '.join(VISION_FREEZE)}")
+        groups = set(freeze)
+        if "vision" in groups and scope == "tower":
+            groups |= set(cls.VISION_TOWER_ALSO)
+        return sorted(groups)
+
     def groups(self) -> dict[str, list[nn.Parameter]]:
         """Disjoint parameter groups named as in FREEZE_GROUPS (+ "other" if any)."""
         raise NotImplementedError

@@ -86,13 +86,22 @@ class PaliGemmaBackbone(HFBackbone):
         frames = frames_for(frames, instructions, self.image_size)
         pixel_values = normalized_pixels(frames, (0.5,) * 3, (0.5,) * 3).to(device)
         ids, mask = right_pad_with_query([self.prompt_ids(t) for t in instructions], self.pad_id, device)
-        token_type_ids = 1 - mask  # padding -> 1 (masked anyway)
-        token_type_ids[:, -1] = 1  # the query is a suffix token
+        if self.vla_forward == "official":
+            # The official build uses flash-attention-2 (vlm_builder.py:17-22), with which
+            # PaliGemma hands Gemma only the padding mask: plain causal attention over image,
+            # prompt and query (transformers 4.51.3 modeling_paligemma.py:344-347), at
+            # positions 1, 2, ... over the padded row (cache_position + 1, padding counted).
+            # All tokens typed "suffix" give exactly that mask here (the untyped path of 5.x's
+            # sdpa mask mishandles a padding gap before the query: measured).
+            token_type_ids, position_ids = torch.ones_like(ids), None
+        else:  # native: bidirectional prefix (image + prompt), the query a causal suffix
+            token_type_ids = 1 - mask  # padding -> 1 (masked anyway)
+            token_type_ids[:, -1] = 1
+            position_ids = positions_from_mask(mask, 1)
         embeds = put_query_last(self.model.get_input_embeddings()(ids), query)
         # Image slots are found by comparing inputs_embeds with the <image> embedding.
         out = self.model(inputs_embeds=embeds, attention_mask=mask, pixel_values=pixel_values,
-                         token_type_ids=token_type_ids, position_ids=positions_from_mask(mask, 1),
-                         use_cache=False)
+                         token_type_ids=token_type_ids, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state, mask
 
     # --- language-model path (auxiliary VQA): prefix = image tokens, BOS, question, "\n"

@@ -61,11 +61,22 @@ class Qwen25VLBackbone(QwenVLBackbone):
     def tiny_config(cls, arch, tokenizer):
         return tiny_config(arch, tokenizer)
 
+    def official_positions(self, mask):
+        # The official forward passes inputs_embeds with no input_ids, grid or positions
+        # (roboqwen25vl.py:202-210), so Qwen2_5_VLModel.get_rope_index takes its text-only
+        # fallback (transformers 4.57.1 modeling_qwen2_5_vl.py:1120-1125): padding-aware 1-D
+        # positions, the same on all three axes.
+        pos = mask.long().cumsum(-1) - 1
+        pos = pos.masked_fill(mask == 0, 1)
+        return pos.unsqueeze(0).expand(3, -1, -1)
+
     def encode(self, frames, instructions, query):
         ids, mask, embeds, pixel_values, grid_thw, mm = self._inputs(frames, instructions, query)
+        # native: mm_token_type_ids + grid -> the model's 3-D M-RoPE positions
+        position_ids = self.official_positions(mask) if self.vla_forward == "official" else None
         out = self.model(input_ids=ids, inputs_embeds=embeds, attention_mask=mask,
                          pixel_values=pixel_values, image_grid_thw=grid_thw,
-                         mm_token_type_ids=mm, use_cache=False)
+                         mm_token_type_ids=mm, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state, mask
 
     def _lm_forward(self, ids, mask, pixel_values, grid_thw, mm_token_type_ids):

@@ -12,6 +12,8 @@ tokens only) and passed explicitly.
 
 from __future__ import annotations
 
+import torch
+
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLModel
 
 from .arch import apply_arch_overrides, tiny_arch
@@ -67,10 +69,19 @@ class Qwen3VLBackbone(QwenVLBackbone):
     def tiny_config(cls, arch, tokenizer):
         return tiny_config(arch, tokenizer)
 
+    def official_positions(self, mask):
+        # roboqwen3vl.py:222-227 (the official VLA forward): a plain arange over the padded
+        # length, expanded to the three M-RoPE axes -> exactly 1-D RoPE; padding not skipped.
+        b, n = mask.shape
+        return torch.arange(n, device=mask.device).view(1, 1, n).expand(3, b, n)
+
     def encode(self, frames, instructions, query):
         ids, mask, embeds, pixel_values, grid_thw, mm = self._inputs(frames, instructions, query)
-        position_ids, _ = self.model.get_rope_index(ids, mm_token_type_ids=mm, image_grid_thw=grid_thw,
-                                                    attention_mask=mask)
+        if self.vla_forward == "official":
+            position_ids = self.official_positions(mask)
+        else:
+            position_ids, _ = self.model.get_rope_index(ids, mm_token_type_ids=mm, image_grid_thw=grid_thw,
+                                                        attention_mask=mask)
         # Image slots are found by comparing inputs_embeds with the <|image_pad|> embedding.
         out = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
                          pixel_values=pixel_values, image_grid_thw=grid_thw,

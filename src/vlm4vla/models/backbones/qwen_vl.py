@@ -103,6 +103,9 @@ class QwenVLBackbone(HFBackbone):
     # Projector = the patch merger(s) inside `visual`; longest prefix wins.
     GROUPS = {"vision": "visual", "projector": "visual.merger", "llm": "language_model",
               "word_embeddings": "language_model.embed_tokens"}
+    # the official freeze_vision freezes all of `model.visual`, merger(s) included
+    # (base_backbone.py:385-388 with vision_tower = model.visual, roboqwen25vl.py:45-46)
+    VISION_TOWER_ALSO = ("projector",)
 
     def __init__(self, model, tokenizer):
         super().__init__(model, tokenizer, model.config.text_config.hidden_size)
@@ -216,6 +219,11 @@ class QwenVLBackbone(HFBackbone):
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache,
                          use_cache=True)
         return out.last_hidden_state
+
+    def official_positions(self, mask: torch.Tensor) -> torch.Tensor:
+        """(3, B, L) positions the official VLA forward gives the LLM (vla_forward official):
+        one index on the t/h/w axes, i.e. 1-D RoPE (each family's own rule)."""
+        raise NotImplementedError
 
     def _inputs(self, frames, instructions, query):
         device = query.device
