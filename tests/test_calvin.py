@@ -42,18 +42,26 @@ def test_sequences_are_valid_distinct_and_deterministic():
 
 
 def test_chain_metric_on_synthetic_outcomes():
-    m = calvin.chain_metrics([0, 5, 2, [True, True, True, False, True]])
-    assert m.success_rates == [0.75, 0.75, 0.5, 0.25, 0.25]
-    assert m.avg_len == pytest.approx((0 + 5 + 2 + 3) / 4)
+    from vlm4vla.eval.chains import chain_metrics
+
+    def rates(m):
+        return [m["success_after"][str(k)]["success_rate"] for k in range(1, 6)]
+
+    m = chain_metrics([0, 5, 2, [True, True, True, False, True]], 5)
+    assert rates(m) == [0.75, 0.75, 0.5, 0.25, 0.25]
+    assert m["avg_len"] == pytest.approx((0 + 5 + 2 + 3) / 4)
     rng = np.random.default_rng(0)
     flags = rng.random((200, 5)) < 0.8
-    m = calvin.chain_metrics(flags.tolist())
+    m = chain_metrics(flags.tolist(), 5)
     lengths = np.argmin(np.c_[flags, np.zeros(200, bool)], axis=1)
-    assert m.avg_len == pytest.approx(lengths.mean())
-    assert m.success_rates == sorted(m.success_rates, reverse=True)
-    assert m.avg_len == pytest.approx(sum(m.success_rates))  # E[len] = sum_k P(len >= k)
+    assert m["avg_len"] == pytest.approx(lengths.mean())
+    assert rates(m) == sorted(rates(m), reverse=True)
+    assert m["avg_len"] == pytest.approx(sum(rates(m)))  # E[len] = sum_k P(len >= k)
+    lo, hi = m["avg_len_ci95"]
+    assert lo < m["avg_len"] < hi and hi - lo < 0.8  # 200 chains: about +-2 standard errors
+    assert chain_metrics(flags.tolist(), 5) == m  # seeded bootstrap: byte-identical reruns
     with pytest.raises(ValueError):
-        calvin.chain_metrics([6])
+        chain_metrics([6], 5)
 
 
 def test_simulator_missing_is_a_clear_error():

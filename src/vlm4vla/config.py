@@ -177,12 +177,16 @@ def _check_references(cfg: dict) -> None:
             if b not in cfg["benchmarks"]:
                 raise ConfigError(f"config key 'experiments.{exp_name}.benchmarks' names benchmark '{b}', "
                                   f"which is not defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
-    from vlm4vla.sim.registry import PLUGINS
+    from vlm4vla.sim.registry import CHAINED, PLUGINS
 
     for name, model in sorted(cfg["models"].items()):
         if model["backbone"] not in known_families():
             raise ConfigError(f"config key 'models.{name}.backbone': unknown backbone '{model['backbone']}' "
                               f"(known: {', '.join(known_families())})")
+        for b in sorted(model.get("lr_on", {})):
+            if b not in cfg["benchmarks"]:
+                raise ConfigError(f"config key 'models.{name}.lr_on' names benchmark '{b}', which is not "
+                                  f"defined under 'benchmarks' (defined: {', '.join(sorted(cfg['benchmarks']))})")
         problem = check_arch(model["backbone"], model["arch"]) if model.get("arch") else None
         if problem:  # transformers configs accept unknown keys silently: check them here
             raise ConfigError(f"config key 'models.{name}.arch': {problem}")
@@ -190,6 +194,9 @@ def _check_references(cfg: dict) -> None:
         if bench["plugin"] not in PLUGINS:
             raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "
                               f"(known: {', '.join(sorted(PLUGINS))})")
+        if bench["plugin"] in CHAINED and "eval_chains" not in bench:
+            raise ConfigError(f"config key 'benchmarks.{name}' needs 'eval_chains': plugin "
+                              f"'{bench['plugin']}' is evaluated on chains of subtasks (paper: 1000)")
     _check_vqa_references(cfg)
 
 

@@ -106,6 +106,15 @@ def read_json(path: str | Path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def read_jsonl(path: str | Path) -> list:
+    """The rows of a JSON-lines artifact; a missing file names the rule to run."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the rule that builds it "
+                                f"(e.g. `snakemake --cores all {path}`)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def read_artifact_json(path: str | Path):
     """read_json of a pipeline artifact; a missing file names the rule to run."""
     path = Path(path)

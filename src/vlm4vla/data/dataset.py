@@ -31,8 +31,8 @@ class ChunkDataset(Dataset):
         self.masks = offs < ends[:, None]
         padded = np.concatenate([norm, np.zeros((self.chunk, 7), np.float32)])
         self.chunks = np.where(self.masks[..., None], padded[np.minimum(offs, n)], 0.0).astype(np.float32)
-        tasks = [ep["task"] for ep in store.episodes]
-        self.instructions = [store.instructions[tasks[e]] for e in np.asarray(store.episode_index)]
+        per_episode = [ep.get("instruction") or store.instructions[ep["task"]] for ep in store.episodes]
+        self.instructions = [per_episode[e] for e in np.asarray(store.episode_index)]
 
     def __len__(self) -> int:
         return len(self.chunks)

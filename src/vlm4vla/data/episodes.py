@@ -4,7 +4,8 @@ Layout of a store folder (all arrays are row-aligned over N steps):
     frames.npy         uint8   (N, H, W, 3)  one third-person RGB frame per step
     actions.npy        float32 (N, 7)        xyz delta, rotation delta (3), gripper
     episode_index.npy  int32   (N,)          which episode a step belongs to
-    meta.json          tasks + instructions, episode table, sha256/shape/dtype per array
+    meta.json          tasks + instructions, episode table (an episode may carry its own
+                       instruction), sha256/shape/dtype per array
 
 Why this shape: `np.load(mmap_mode="r")` gives a DataLoader random access to single frames
 without reading the whole file, uint8 frames keep it compact, and a checksum per array lets
@@ -27,17 +28,32 @@ FORMAT_VERSION = 1
 ARRAYS = ("frames", "actions", "episode_index")
 FIX = "Delete the store folder and rerun `snakemake prepare_demos` (or the rule that made it)."
 
-__all__ = ["CorruptStoreError", "Episode", "EpisodeStore", "write_store"]
+__all__ = ["CorruptStoreError", "Episode", "EpisodeStore", "write_store", "write_store_streaming"]
 
 
 @dataclass(frozen=True)
 class Episode:
-    """One demonstration, as produced by a scripted expert."""
+    """One demonstration, as produced by a scripted expert or read from a dataset."""
 
     task: str  # benchmark task name, e.g. "pick-place-v3"
-    seed: int  # seed of the initial state the episode started from
+    seed: int  # seed of the initial state the episode started from (or the dataset's index)
     frames: np.ndarray  # uint8 (T, H, W, 3)
     actions: np.ndarray  # float32 (T, 7)
+    # this episode's own instruction where a dataset annotates each one (CALVIN's language
+    # annotations paraphrase a task); None: the task's instruction
+    instruction: str | None = None
+
+
+def _check(ep: Episode, instructions: dict[str, str]) -> None:
+    if ep.task not in instructions:
+        raise ValueError(f"episode task {ep.task!r} has no instruction")
+    if len(ep.frames) != len(ep.actions) or len(ep.frames) == 0:
+        raise ValueError(f"episode of {ep.task!r} (seed {ep.seed}) has "
+                         f"{len(ep.frames)} frames and {len(ep.actions)} actions")
+    if ep.frames.ndim != 4 or ep.frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (N, H, W, 3), got {ep.frames.shape}")
+    if ep.actions.ndim != 2 or ep.actions.shape[1] != 7:
+        raise ValueError(f"actions must be (N, 7), got {ep.actions.shape}")
 
 
 def write_store(path: str | Path, episodes: list[Episode], instructions: dict[str, str],
@@ -47,34 +63,52 @@ def write_store(path: str | Path, episodes: list[Episode], instructions: dict[st
     if not episodes:
         raise ValueError(f"refusing to write an empty episode store at {path}")
     for ep in episodes:
-        if ep.task not in instructions:
-            raise ValueError(f"episode task {ep.task!r} has no instruction")
-        if len(ep.frames) != len(ep.actions) or len(ep.frames) == 0:
-            raise ValueError(f"episode of {ep.task!r} (seed {ep.seed}) has "
-                             f"{len(ep.frames)} frames and {len(ep.actions)} actions")
-    frames = np.concatenate([ep.frames for ep in episodes]).astype(np.uint8, copy=False)
-    actions = np.concatenate([ep.actions for ep in episodes]).astype(np.float32, copy=False)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
-    if actions.ndim != 2 or actions.shape[1] != 7:
-        raise ValueError(f"actions must be (N, 7), got {actions.shape}")
-    episode_index = np.concatenate(
-        [np.full(len(ep.frames), i, dtype=np.int32) for i, ep in enumerate(episodes)])
-    tasks = sorted(instructions)
-    table, start = [], 0
-    for i, ep in enumerate(episodes):
-        table.append({"index": i, "task": ep.task, "seed": int(ep.seed),
-                      "start": start, "length": len(ep.frames)})
-        start += len(ep.frames)
+        _check(ep, instructions)
+    return write_store_streaming(path, [len(ep.frames) for ep in episodes],
+                                 tuple(episodes[0].frames.shape[1:]), lambda i: episodes[i],
+                                 instructions, benchmark, extra_meta)
 
+
+def write_store_streaming(path: str | Path, lengths: list[int], frame_shape: tuple, episode,
+                          instructions: dict[str, str], benchmark: str,
+                          extra_meta: dict | None = None) -> Path:
+    """Write a store whose episodes are made one at a time (`episode(i)` -> Episode of
+    `lengths[i]` steps): frames go straight into memory-mapped .npy files, so a dataset far
+    larger than memory (CALVIN ABC: about a million frames) converts in one pass. The files
+    are byte for byte what `np.save` of the whole arrays writes."""
+    path = Path(path)
+    n = int(sum(lengths))
+    if n == 0:
+        raise ValueError(f"refusing to write an empty episode store at {path}")
+    table, start = [], 0
     with atomic_dir(path) as tmp:
-        arrays = {"frames": frames, "actions": actions, "episode_index": episode_index}
+        out = {"frames": np.lib.format.open_memmap(tmp / "frames.npy", "w+", np.uint8, (n, *frame_shape)),
+               "actions": np.lib.format.open_memmap(tmp / "actions.npy", "w+", np.float32, (n, 7)),
+               "episode_index": np.lib.format.open_memmap(tmp / "episode_index.npy", "w+", np.int32, (n,))}
+        for i, length in enumerate(lengths):
+            ep = episode(i)
+            _check(ep, instructions)
+            if len(ep.frames) != length or tuple(ep.frames.shape[1:]) != tuple(frame_shape):
+                raise ValueError(f"episode {i} of {ep.task!r}: {ep.frames.shape} frames, expected "
+                                 f"{length} x {tuple(frame_shape)}")
+            out["frames"][start:start + length] = ep.frames
+            out["actions"][start:start + length] = ep.actions
+            out["episode_index"][start:start + length] = i
+            row = {"index": i, "task": ep.task, "seed": int(ep.seed), "start": start, "length": length}
+            if ep.instruction is not None:
+                row["instruction"] = ep.instruction
+            table.append(row)
+            start += length
+        for arr in out.values():
+            arr.flush()
+        del arr, out  # close the memory maps before hashing and the rename
         entries = {}
         for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", arrays[name], allow_pickle=False)
-            entries[name] = {"sha256": sha256_file(tmp / f"{name}.npy"),
-                             "shape": list(arrays[name].shape),
-                             "dtype": str(arrays[name].dtype)}
+            a = np.load(tmp / f"{name}.npy", mmap_mode="r")
+            entries[name] = {"sha256": sha256_file(tmp / f"{name}.npy"), "shape": list(a.shape),
+                             "dtype": str(a.dtype)}
+            del a
+        tasks = sorted(instructions)
         write_meta(tmp, {"format_version": FORMAT_VERSION, "benchmark": benchmark,
                          "tasks": [{"name": t, "instruction": instructions[t]} for t in tasks],
                          "episodes": table, "arrays": entries, **(extra_meta or {})})
@@ -118,4 +152,5 @@ class EpisodeStore:
         return self.episodes[int(self.episode_index[step])]
 
     def instruction_of(self, step: int) -> str:
-        return self.instructions[self.episode_of(step)["task"]]
+        ep = self.episode_of(step)
+        return ep.get("instruction") or self.instructions[ep["task"]]

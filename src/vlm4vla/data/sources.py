@@ -1,6 +1,10 @@
 """Where a benchmark's demonstrations come from, chosen by `benchmarks.<b>.demos.source`:
 
     scripted     (embedded default) roll out the plugin's privileged scripted expert
+    calvin       (paper scale) convert CALVIN's released dataset at `demos.path` (the
+                 task_ABC_D folder), split `demos.split` (default training = envs A, B, C):
+                 its language-annotated segments of the benchmark's `tasks`, at most
+                 `demos_per_task` each (vlm4vla.data.calvin_dataset)
     libero_hdf5  (paper scale) convert the official LIBERO demonstration files found in
                  `demos.path` (*.hdf5), at most `demos_per_task` demos per file, no-op
                  steps dropped as in the official runs' data (`demos.drop_noops`)
@@ -18,6 +22,17 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
         from vlm4vla.data.demos import collect_demos
 
         return collect_demos(bench_cfg, out_dir, seed=seed)
+    if source == "calvin":
+        from vlm4vla.data.calvin_dataset import convert_calvin
+
+        root = Path(demos["path"])
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"demos.path {root}: not a folder. Download CALVIN's task_ABC_D (CALVIN's "
+                "dataset/download_data.sh ABC) there, or set demos.source: scripted")
+        return convert_calvin(root, out_dir, split=demos.get("split", "training"),
+                              image_size=int(bench_cfg["image_size"]), tasks=list(bench_cfg["tasks"]),
+                              per_task=int(bench_cfg["demos_per_task"]))
     if source == "libero_hdf5":
         from vlm4vla.data.libero_hdf5 import convert_libero_hdf5
 
@@ -30,4 +45,4 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
         return convert_libero_hdf5(files, out_dir, image_size=int(bench_cfg["image_size"]),
                                    max_demos_per_file=int(bench_cfg["demos_per_task"]),
                                    drop_noops=bool(demos.get("drop_noops", True)))
-    raise ValueError(f"unknown demos.source {source!r} (known: scripted, libero_hdf5)")
+    raise ValueError(f"unknown demos.source {source!r} (known: scripted, calvin, libero_hdf5)")

@@ -318,6 +318,9 @@ def evaluate(policy_factory, bench_cfg: dict, eval_cfg: dict, seed: int, out_dir
 
     Writes out_dir/episodes.jsonl and out_dir/summary.json; returns the summary dict.
     """
+    if getattr(get_benchmark(bench_cfg["plugin"]), "chains", False):  # CALVIN's protocol
+        from vlm4vla.eval.chains import evaluate_chains
+        return evaluate_chains(policy_factory, bench_cfg, eval_cfg, seed, out_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)  # "finished" only once rewritten

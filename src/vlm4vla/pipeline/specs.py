@@ -12,13 +12,14 @@ from .trace import pick, without
 
 # The per-benchmark training recipe: benchmark key -> the `train` key it overrides for VLA
 # fine-tuning on that benchmark (the paper's recipe differs per benchmark, too).
-BENCH_TRAIN_KEYS = {"train_steps": "steps", "lr_schedule": "lr_schedule"}
+BENCH_TRAIN_KEYS = {"train_steps": "steps", "lr_schedule": "lr_schedule",
+                    "train_batch_size": "batch_size", "train_warmup_steps": "warmup_steps"}
 # ... and the `evaluate` keys a benchmark may override (official: CALVIN executes all 10
 # actions of a chunk, LIBERO / Bridge sweep 4/2/1: eval/ckpts scripts of the official code)
 BENCH_EVAL_KEYS = ("execute_chunk",)
 # Benchmark keys that only evaluation and training read: changing them must not re-collect
 # demos. (eval_seed_offset stays: demo collection checks its seeds stay below it.)
-EVAL_ONLY_KEYS = ("eval_episodes_per_task", "chunk", "augment", "action_norm", *BENCH_TRAIN_KEYS,
+EVAL_ONLY_KEYS = ("eval_episodes_per_task", "eval_chains", "chunk", "augment", "action_norm", *BENCH_TRAIN_KEYS,
                   *BENCH_EVAL_KEYS)
 
 
@@ -37,6 +38,9 @@ def train_spec(cfg: dict, benchmark: str, model: str) -> dict:
             train[train_key] = bench[key]
     if "steps" in mcfg:  # per-model override (e.g. a slow real-size backbone) wins
         train["steps"] = mcfg.pop("steps")
+    lr_on = mcfg.pop("lr_on", None) or {}  # a model's lr on some benchmarks (the paper: 5e-5
+    if benchmark in lr_on:                  # for Kosmos-2 / PaliGemma on Bridge and LIBERO)
+        mcfg["lr"] = lr_on[benchmark]
     spec = {"seed": run_seed(cfg, model), "threads": cfg["threads"], "benchmark": benchmark,
             "chunk": cfg["benchmarks"][benchmark]["chunk"], "model_name": model,
             "model": mcfg, "train": train}

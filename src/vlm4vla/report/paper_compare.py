@@ -89,12 +89,18 @@ def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) 
                    "run": m.run, "benchmark": m.benchmark, "reproduced_success_pct": m.success_pct,
                    "reproduced_ci95": f"[{m.ci95_low_pct}, {m.ci95_high_pct}]", "trials": m.trials,
                    "scale": backbone + ("" if same_bench else ", other benchmark")}
+            chain = getattr(m, "metric", "success") == "avg_len"
+            if chain:  # CALVIN: the paper's metric is the average length, so is ours
+                row.update(reproduced_success_pct=None, reproduced_avg_len=m.avg_len,
+                           reproduced_ci95=f"[{m.avg_len_ci95_low}, {m.avg_len_ci95_high}]")
             if variant != "full" and ref_full is not None and "delta_pct" in ours.columns:
                 paper_delta = r.value - ref_full
+                ours_delta = m.delta_avg_len if chain else m.delta_pct
                 row.update(paper_delta_vs_full=round(paper_delta, 3),
-                           reproduced_delta_vs_full_pct=m.delta_pct,
+                           **({"reproduced_delta_vs_full": ours_delta} if chain
+                              else {"reproduced_delta_vs_full_pct": ours_delta}),
                            reproduced_p_value=m.p_value,
-                           same_direction=direction_verdict(paper_delta, m.delta_pct, m.p_value))
+                           same_direction=direction_verdict(paper_delta, ours_delta, m.p_value))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -106,7 +112,8 @@ def to_markdown(df: pd.DataFrame) -> str:
              "benchmark' / 'stand-in backbone' rows compare another simulator or task suite / a "
              "tiny backbone: read the direction "
              "of ablations (same_direction), not absolute values. same_direction is yes/no only "
-             f"when the reproduced delta is significant (Fisher exact p < {ALPHA}); otherwise "
+             f"when the reproduced delta is significant (p < {ALPHA}: Fisher exact on success rates, "
+             "a permutation test over chains on CALVIN's average length); otherwise "
              "'not significant': the trials cannot tell it from chance, for or against the paper.", "",
              "| experiment | paper backbone | variant | paper benchmark | paper | status | run | "
              "reproduced % [95% CI] (n) | paper delta | reproduced delta (p) | same direction |",
@@ -115,9 +122,13 @@ def to_markdown(df: pd.DataFrame) -> str:
         get = lambda k: getattr(r, k, None)  # noqa: E731
         rep = "" if pd.isna(get("reproduced_success_pct")) else \
             f"{get('reproduced_success_pct'):.1f} {get('reproduced_ci95')} (n={int(get('trials'))})"
+        if get("reproduced_avg_len") is not None and not pd.isna(get("reproduced_avg_len")):
+            rep = f"avg len {get('reproduced_avg_len'):.2f} {get('reproduced_ci95')} ({int(get('trials'))} chains)"
         pd_ = "" if pd.isna(get("paper_delta_vs_full")) else f"{get('paper_delta_vs_full'):+.3g}"
         rd = "" if pd.isna(get("reproduced_delta_vs_full_pct")) else \
             f"{get('reproduced_delta_vs_full_pct'):+.1f} (p={format_p(get('reproduced_p_value'))})"
+        if get("reproduced_delta_vs_full") is not None and not pd.isna(get("reproduced_delta_vs_full")):
+            rd = f"{get('reproduced_delta_vs_full'):+.2f} (p={format_p(get('reproduced_p_value'))})"
         same = "" if pd.isna(get("same_direction")) else get("same_direction")
         run = "" if pd.isna(get("run")) else get("run")
         variant = str(r.variant).replace("|", "\\|")  # a Markdown cell cannot hold a bare '|'

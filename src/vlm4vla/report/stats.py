@@ -92,6 +92,29 @@ def bootstrap_ci(x, y, stat, n_boot: int = 2000, seed: int = 0, level: float = 0
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
+def mean_ci(x, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of x (e.g. CALVIN's completed lengths)."""
+    x = np.asarray(x, float)
+    means = x[np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def permutation_p(a, b, n_perm: int = 10000, seed: int = 0) -> float:
+    """Two-sided permutation test of a difference in means (e.g. two policies' CALVIN chain
+    lengths): the share of random relabellings at least as far apart as observed (the
+    observed labelling counted, so p > 0)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    both, na = np.concatenate([a, b]), len(a)
+    observed = abs(a.mean() - b.mean())
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(n_perm):
+        perm = rng.permutation(both)
+        hits += abs(perm[:na].mean() - perm[na:].mean()) >= observed - 1e-12
+    return (hits + 1) / (n_perm + 1)
+
+
 def significance_marker(p: float, alpha: float = ALPHA) -> str:
     return "yes" if p < alpha else "no"
 

@@ -15,8 +15,8 @@ import pandas as pd
 
 from vlm4vla import pipeline as P
 from vlm4vla.eval.metrics import wilson_interval
-from vlm4vla.io import atomic_write_text, read_artifact_json
-from vlm4vla.report.stats import ALPHA, fisher_exact, format_p, power_footer
+from vlm4vla.io import atomic_write_text, read_artifact_json, read_jsonl
+from vlm4vla.report.stats import ALPHA, fisher_exact, format_p, permutation_p, power_footer
 
 STAGE1_LABELS = {"frozen_vision": "FAST tokens, vision frozen", "full": "FAST tokens, vision trained"}
 
@@ -40,7 +40,26 @@ def run_row(cfg: dict, benchmark: str, run: str) -> dict:
             "freeze": "+".join(mcfg.get("freeze", [])) or "none",
             "params_total": params.get("total"), "params_trainable": params.get("trainable"),
             "trials": n, "successes": k, "success_pct": round(100 * k / n, 2),
-            "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2)}
+            "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2),
+            **chain_fields(summary)}
+
+
+def chain_fields(summary: dict) -> dict:
+    """A chain benchmark's (CALVIN's) metric: average completed length with its bootstrap
+    interval and the success rate after each subtask (trials = chains, successes = chains
+    whose first subtask succeeded). Other benchmarks: metric "success"."""
+    c = summary.get("chains")
+    if not c:
+        return {"metric": "success"}
+    return {"metric": "avg_len", "avg_len": round(c["avg_len"], 3),
+            "avg_len_ci95_low": round(c["avg_len_ci95"][0], 3), "avg_len_ci95_high": round(c["avg_len_ci95"][1], 3),
+            **{f"success_after_{k}_pct": round(100 * v["success_rate"], 2)
+               for k, v in sorted(c["success_after"].items(), key=lambda kv: int(kv[0]))}}
+
+
+def chain_lengths(benchmark: str, run: str) -> list[int]:
+    """Completed length of every evaluated chain of a run (its episodes.jsonl)."""
+    return [int(r["completed"]) for r in read_jsonl(Path(P.eval_dir(benchmark, run)) / "episodes.jsonl")]
 
 
 def results_table(cfg: dict, table: str) -> pd.DataFrame:
@@ -61,6 +80,12 @@ def results_table(cfg: dict, table: str) -> pd.DataFrame:
             if ref is None or r is ref:
                 r.update(reference="", delta_pct=None, p_value=None, significant="")
                 continue
+            if r["metric"] == "avg_len":  # CALVIN: average length, permutation test over chains
+                p = permutation_p(chain_lengths(r["benchmark"], r["run"]),
+                                  chain_lengths(ref["benchmark"], ref["run"]))
+                r.update(reference=ref["run"], delta_pct=None, delta_avg_len=round(r["avg_len"] - ref["avg_len"], 3),
+                         p_value=round(p, 4), significant="yes" if p < ALPHA else "no")
+                continue
             p = fisher_exact(r["successes"], r["trials"], ref["successes"], ref["trials"])
             r.update(reference=ref["run"], delta_pct=round(r["success_pct"] - ref["success_pct"], 2),
                      p_value=round(p, 4), significant="yes" if p < ALPHA else "no")
@@ -68,7 +93,17 @@ def results_table(cfg: dict, table: str) -> pd.DataFrame:
 
 
 def _cell(r) -> str:
+    if getattr(r, "metric", "success") == "avg_len":
+        return f"avg len {r.avg_len:.2f} [{r.avg_len_ci95_low:.2f}, {r.avg_len_ci95_high:.2f}] ({r.trials} chains)"
     return f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials})"
+
+
+def _delta(r) -> str:
+    if not r.reference:
+        return "reference"
+    if getattr(r, "metric", "success") == "avg_len":
+        return f"{r.delta_avg_len:+.2f} subtasks"
+    return f"{r.delta_pct:+.1f}"
 
 
 def _params(v) -> str:
@@ -104,7 +139,7 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
         order = {"none": 0, **{v: i + 1 for i, v in enumerate(STAGE1_LABELS.values())}}
         for r in sorted(df.itertuples(), key=lambda r: (r.benchmark, r.model, order[r.stage1],
                                                          r.stage2_vision != "trained")):
-            delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
+            delta = _delta(r)
             p = "" if not r.reference else format_p(r.p_value)
             lines.append(f"| {r.benchmark} | {r.model} | {r.stage1} | {r.stage2_vision} | "
                          f"{_params(r.params_trainable)} / {_params(r.params_total)} | {_cell(r)} | "
@@ -116,11 +151,17 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
                   "delta vs reference | p | significant |",
                   "|---|---|---|---:|---:|---:|---:|---|"]
         for r in df.sort_values(["benchmark", "model", "variant"]).itertuples():
-            delta = "reference" if not r.reference else f"{r.delta_pct:+.1f}"
+            delta = _delta(r)
             p = "" if not r.reference else format_p(r.p_value)
             lines.append(f"| {r.benchmark} | {r.model} | {r.variant} | {_params(r.params_trainable)} / "
                          f"{_params(r.params_total)} | {_cell(r)} | {delta} | {p} | {r.significant} |")
-    lines += power_footer({b: list(g["trials"]) for b, g in df.groupby("benchmark", sort=True)})
+    chained = df["metric"] == "avg_len" if "metric" in df.columns else pd.Series(False, index=df.index)
+    if chained.any():
+        lines += ["", "Chain benchmarks (" + ", ".join(sorted(df[chained]["benchmark"].unique())) + "): the "
+                  "average number of subtasks completed per chain (CALVIN's metric), a 95% bootstrap "
+                  "interval over chains in brackets; differences tested by a two-sided permutation "
+                  "test over chains."]
+    lines += power_footer({b: list(g["trials"]) for b, g in df[~chained].groupby("benchmark", sort=True)})
     return "\n".join(lines) + "\n"
 
 

@@ -62,3 +62,24 @@ def checked_action(action, started: bool) -> np.ndarray:
     if action.shape != (7,) or not np.all(np.isfinite(action)):
         raise ValueError(f"expected a finite 7-D action, got {action!r}")
     return action
+
+
+class ChainEnv(Protocol):
+    """A benchmark whose episodes are chains of subtasks (CALVIN): one environment runs a
+    chain from a (symbolic) initial state, subtask after subtask, without a reset between
+    them. Plugins that chain say so with `chains = True` and give `eval_chains(n)` ->
+    [(initial_state, [subtask, ...]), ...] and `make_chain_env(image_size)`."""
+
+    def reset(self, initial_state) -> None:
+        """Put the scene in `initial_state` (the chain's start)."""
+
+    def start_subtask(self, subtask: str) -> None:
+        """Record the scene before `subtask` (success is judged against it)."""
+
+    def render(self) -> np.ndarray:
+        """uint8 (H, W, 3) third-person RGB frame, upright."""
+
+    def step(self, action: np.ndarray) -> StepResult:
+        """One 7-D action (ours: gripper +1 close); success = the current subtask is done."""
+
+    def close(self) -> None: ...

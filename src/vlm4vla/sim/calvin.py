@@ -25,14 +25,15 @@ determinism; `tests/test_calvin.py`). The global numpy RNG state is saved and re
 
 Simulator: `calvin_env` (+ `calvin_agent` for CALVIN's mapping from a symbolic initial state
 to a scene, and the ABC->D dataset's validation folder for the env config and the task
-oracle) is not on PyPI. make_env() and `rollout_chain` raise a clear error when it is
+oracle) is not on PyPI. make_env() and make_chain_env() raise a clear error when it is
 missing. Those paths are written against CALVIN's public API but could not be run here.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -240,43 +241,6 @@ def eval_sequences(num_sequences: int = NUM_SEQUENCES) -> list[tuple[dict, tuple
         np.random.set_state(saved)
 
 
-@dataclass
-class ChainMetrics:
-    success_rates: list[float]  # fraction of chains with >= k completed subtasks, k = 1..5
-    avg_len: float  # mean number of completed subtasks (0..5)
-    num_chains: int
-
-    def as_dict(self) -> dict:
-        return {"success_rates": self.success_rates, "avg_len": self.avg_len,
-                "num_chains": self.num_chains}
-
-
-def completed_length(outcomes) -> int:
-    """Number of subtasks completed before the first failure (chain stops there)."""
-    n = 0
-    for ok in outcomes:
-        if not ok:
-            break
-        n += 1
-    return n
-
-
-def chain_metrics(results) -> ChainMetrics:
-    """`results`: per chain, either the completed length (int 0..5) or its per-subtask
-    success flags (evaluation stops at the first failure; later flags are ignored)."""
-    lengths = []
-    for r in results:
-        n = int(r) if np.isscalar(r) else completed_length(r)
-        if not 0 <= n <= CHAIN_LENGTH:
-            raise ValueError(f"completed length {n} outside 0..{CHAIN_LENGTH}")
-        lengths.append(n)
-    if not lengths:
-        raise ValueError("no chains")
-    arr = np.asarray(lengths)
-    rates = [float(np.mean(arr >= k)) for k in range(1, CHAIN_LENGTH + 1)]
-    return ChainMetrics(success_rates=rates, avg_len=float(arr.mean()), num_chains=len(arr))
-
-
 _MISSING = ("the CALVIN simulator needs `calvin_env` and `calvin_agent` (not on PyPI: install "
             "them from the CALVIN repository, `pip install -e calvin_env` and "
             "`pip install -e calvin_models`) and the task_ABC_D dataset's validation folder "
@@ -291,51 +255,73 @@ def _require_calvin():
         raise ImportError(f"{_MISSING}: {e}") from e
 
 
-def rollout_chain(env, tasks_oracle, policy, initial_state: dict, chain, instructions=None,
-                  ep_len: int = EP_LEN) -> list[bool]:
-    """Run one chain in a calvin_env PlayTableSimEnv the way CALVIN's evaluate_policy does:
-    reset to the scene of `initial_state`, then per subtask up to ep_len steps, success when
-    the task oracle reports the subtask as completed between the subtask's start info and
-    now. `policy.act(frames (1,H,W,3) uint8, [instruction]) -> (1, chunk, 7)` (absolute
-    gripper +1 close / -1 open is mapped to CALVIN's +1 open / -1 close). Returns flags up to
-    the first failure. Requires calvin_env/calvin_agent (not runnable on this machine)."""
-    _require_calvin()
-    from calvin_agent.evaluation.utils import get_env_state_for_initial_condition
+class CalvinChainEnv:
+    """calvin_env's PlayTableSimEnv behind the ChainEnv interface (sim/base.py), as CALVIN's
+    evaluate_policy and the official eval/calvin/evaluate_ddp.py use it: the env of the
+    dataset's validation folder (get_env, evaluate_ddp.py:62-64), the task oracle of
+    calvin_models' conf/callbacks/rollout/tasks/new_playtable_tasks.yaml (86-87), reset from
+    the symbolic initial state (244), success = the oracle reports the subtask done between
+    the subtask's start info and now (310). Written against CALVIN's public API; calvin_env
+    is not installable here, so this class is not run by the tests (eval/chains.py is, with
+    a stand-in)."""
 
-    instructions = instructions or INSTRUCTIONS
-    robot_obs, scene_obs = get_env_state_for_initial_condition(initial_state)
-    env.reset(robot_obs=robot_obs, scene_obs=scene_obs)
-    flags = []
-    for subtask in chain:
-        if hasattr(policy, "reset"):
-            policy.reset()
-        obs = env.get_obs()
-        start_info = env.get_info()
-        ok = False
-        steps = 0
-        while steps < ep_len and not ok:
-            frame = obs["rgb_obs"]["rgb_static"]
-            chunk = np.asarray(policy.act(frame[None], [instructions[subtask]]))[0]
-            for a in chunk:
-                a = np.asarray(a, dtype=np.float64).copy()
-                a[6] = -1.0 if a[6] > 0 else 1.0  # ours: +1 close; CALVIN: -1 close
-                obs, _, _, info = env.step(a)
-                steps += 1
-                if tasks_oracle.get_task_info_for_set(start_info, info, {subtask}):
-                    ok = True
-                    break
-                if steps >= ep_len:
-                    break
-        flags.append(ok)
-        if not ok:
-            break
-    return flags
+    def __init__(self, dataset_path, calvin_models_conf, image_size: int):
+        _require_calvin()
+        import hydra
+        from omegaconf import OmegaConf
+        from calvin_env.envs.play_table_env import get_env
+
+        self.env = get_env(Path(dataset_path) / "validation", show_gui=False)
+        task_cfg = OmegaConf.load(Path(calvin_models_conf) / "callbacks/rollout/tasks/new_playtable_tasks.yaml")
+        self.oracle = hydra.utils.instantiate(task_cfg)
+        self.image_size = int(image_size)
+        self._obs = self._start = self._subtask = None
+
+    def reset(self, initial_state) -> None:
+        from calvin_agent.evaluation.utils import get_env_state_for_initial_condition
+
+        robot_obs, scene_obs = get_env_state_for_initial_condition(initial_state)
+        self._obs = self.env.reset(robot_obs=robot_obs, scene_obs=scene_obs)
+
+    def start_subtask(self, subtask: str) -> None:
+        self._subtask, self._start = subtask, self.env.get_info()
+        self._obs = self.env.get_obs()
+
+    def render(self) -> np.ndarray:
+        frame = self._obs["rgb_obs"]["rgb_static"]  # 200 x 200, upright
+        if frame.shape[:2] != (self.image_size, self.image_size):
+            from PIL import Image
+            frame = np.asarray(Image.fromarray(frame).resize((self.image_size,) * 2, Image.BICUBIC))
+        return np.ascontiguousarray(frame, dtype=np.uint8)
+
+    def step(self, action):
+        from vlm4vla.sim.base import StepResult
+
+        a = np.asarray(action, dtype=np.float64).copy()
+        a[6] = -1.0 if a[6] > 0 else 1.0  # ours: +1 close; CALVIN: -1 close
+        self._obs, _, _, info = self.env.step(a)
+        done = bool(self.oracle.get_task_info_for_set(self._start, info, {self._subtask}))
+        return StepResult(success=done, done=done, info={})
+
+    def close(self) -> None:
+        self.env.close()
 
 
 class CalvinBenchmark:
-    """Names and instructions of CALVIN's 34 subtasks; environments need calvin_env."""
+    """Names and instructions of CALVIN's 34 subtasks, its evaluation chains; environments
+    need calvin_env. Evaluated per chain (eval/chains.py): `chains = True`."""
 
     name = "calvin"
+    chains = True
+    # where make_chain_env finds the dataset and calvin_models' conf (paper scale: set them)
+    dataset_path = os.environ.get("CALVIN_DATASET", "data/calvin/task_ABC_D")
+    conf_path = os.environ.get("CALVIN_MODELS_CONF", "calvin/calvin_models/conf")
+
+    def eval_chains(self, n: int) -> list[tuple[dict, tuple[str, ...]]]:
+        return eval_sequences(n)
+
+    def make_chain_env(self, image_size: int) -> CalvinChainEnv:
+        return CalvinChainEnv(self.dataset_path, self.conf_path, image_size)
 
     def tasks(self) -> list[str]:
         return sorted(TASKS)
@@ -350,5 +336,4 @@ class CalvinBenchmark:
         raise NotImplementedError(
             "CALVIN is evaluated per 5-subtask chain, not per task: build the env with "
             "calvin_env.envs.play_table_env.get_env(<task_ABC_D>/validation) and the task "
-            "oracle from its .hydra config, then call vlm4vla.sim.calvin.rollout_chain for each "
-            "of eval_sequences()")
+            "oracle from its .hydra config: make_chain_env, run by vlm4vla.eval.chains)")

@@ -17,6 +17,9 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "calvin": ("vlm4vla.sim.calvin", "CalvinBenchmark"),
     "simpler_bridge": ("vlm4vla.sim.simpler_bridge", "SimplerBridgeBenchmark"),
 }
+# Plugins evaluated per chain of subtasks (the class says `chains = True`; data here, so
+# config validation knows it without importing the plugin; tests/test_chains.py checks it)
+CHAINED = ("calvin",)
 
 
 def get_benchmark(name: str) -> Benchmark:
