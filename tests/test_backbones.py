@@ -260,9 +260,30 @@ def test_vla_forward_is_saved_with_the_policy(tmp_path):
 
 def test_kosmos2_prompt_has_64_latent_slots():
     bb = policy_for("kosmos2").backbone
-    ids = bb.prompt_ids(SHORT)
+    bb.set_vla_forward("native")  # Kosmos-2's processor layout
+    try:
+        ids = bb.prompt_ids(SHORT)
+    finally:
+        bb.set_vla_forward("official")
     assert ids[:2] == [bb.bos, bb.boi] and ids[2 + 64:2 + 66] == [bb.eoi, bb.grounding]
     assert bb.tokenizer.decode(ids[68:], skip_special_tokens=False).strip() == SHORT
+
+
+def test_kosmos2_official_layout_puts_the_latents_first():
+    """Official: the 64 image latents at index 0 (base_backbone.py:516-523, insert_idx=0), then
+    the text "<s><image><image_pad></image><p>{x}\n</p>" (data_utils.py:271)."""
+    pol = policy_for("kosmos2").eval()
+    bb = pol.backbone
+    assert bb.vla_forward == "official"
+    ids = bb.prompt_ids(SHORT)
+    assert ids[:64] == [bb.image_token_id] * 64 and ids[64] == bb.bos
+    text = bb.tokenizer.decode(ids[64:], skip_special_tokens=False).replace(" ", "")
+    assert text == ("<s><image><image_pad></image><p>" + SHORT + "\n</p>").replace(" ", "")
+    x, q = frames(1), torch.zeros(bb.hidden_size)
+    with torch.no_grad():
+        a, mask = bb.encode(x, [SHORT], q)
+        b, _ = bb.encode(frames(1, seed=5), [SHORT], q)
+    assert (a[0, 0] - b[0, 0]).abs().max() > 1e-4  # position 0 holds image features
 
 
 def test_composed_pretrained_uses_real_weights():
@@ -311,3 +332,36 @@ def test_arch_typo_names_the_closest_key():
                                        r"'num_hidden_layers'\?\); known: .*hidden_size"):
         apply_arch_overrides(tiny_arch(image_size=112), {"num_hiden_layers": 4})
     assert apply_arch_overrides(tiny_arch(), None) == tiny_arch()  # `arch: null` = no overrides
+
+
+def test_qwen_min_pixels_upsamples_as_the_official_processor():
+    """Official: min_pixels 28*28*256 (vlm_builder.py:44,64), so smart_resize upsamples a 224
+    frame to 448: 256 image tokens for Qwen2.5-VL (14 px patch x 2 merge), 196 for Qwen3-VL
+    (16 x 2); without it the frame goes in as it is (the embedded default)."""
+    from vlm4vla.models.backbones.qwen_vl import smart_side
+    assert smart_side(224, 28, 28 * 28 * 256) == smart_side(224, 32, 28 * 28 * 256) == 448
+    assert smart_side(1000, 28, 28 * 28 * 256) == 980  # already above: the nearest multiple
+    for family, tokens in (("qwen2_5_vl", 256), ("qwen3_vl", 196)):
+        arch = {"hidden_size": 32, "num_hidden_layers": 1}
+        pol = VLAPolicy.build(cfg(family, arch=arch, min_pixels=200704), chunk=4, seed=0)
+        assert (pol.backbone.image_size, pol.backbone.n_image_tokens) == (448, tokens)
+        saved = pol.backbone.saved_config()
+        again = get_backbone(family).from_saved(saved, pol.backbone.tokenizer.to_str())
+        assert again.n_image_tokens == tokens  # kept in the saved policy
+        assert VLAPolicy.build(cfg(family, arch=arch), chunk=4, seed=0).backbone.image_size == 224
+
+
+def test_internvl_official_prompt_has_the_system_turn():
+    """Official (data_utils.py:344-348): a system turn, then the user turn with the image
+    context tokens and no newline after </img>; native: the chat template without it."""
+    bb = policy_for("internvl").backbone
+    official = bb.tokenizer.decode(bb.prompt_ids(SHORT), skip_special_tokens=False)
+    assert official.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<img>")
+    assert "</img>What action should the robotic arm take to " + SHORT in official
+    bb.set_vla_forward("native")
+    try:
+        native = bb.tokenizer.decode(bb.prompt_ids(SHORT), skip_special_tokens=False)
+    finally:
+        bb.set_vla_forward("official")
+    assert native.startswith("<|im_start|>user\n<img>") and "</img>\nWhat action" in native
+    assert bb.prompt_ids(SHORT).count(bb.image_token_id) == bb.n_image_tokens

@@ -26,7 +26,8 @@ FREEZE_GROUPS = ("vision", "projector", "llm", "word_embeddings")
 VISION_FREEZE = ("tower", "encoder")
 # How the VLA forward feeds the LLM (models.<m>.vla_forward): "official" = as the official
 # code's forward does, quirks included (Qwen2.5-VL / Qwen3-VL: 1-D positions, no M-RoPE;
-# PaliGemma: plain causal attention, from flash-attention-2); "native" = the family's own VLM
+# PaliGemma: plain causal attention, from flash-attention-2; Kosmos-2: the image latents
+# first, then the official text; InternVL: a system turn); "native" = the family's own VLM
 # conventions (3-D M-RoPE over the image grid; PaliGemma's bidirectional prefix). Families
 # without such a quirk behave the same either way. A policy saved before the switch existed
 # was trained native, and loads so.

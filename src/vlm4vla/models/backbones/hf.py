@@ -53,6 +53,7 @@ class HFBackbone(VLMBackbone):
                 raise ValueError(f"{cls.name}: init: pretrained needs `source` (HF id or local folder)")
             model = cls.model_cls.from_pretrained(source, dtype=torch.float32,
                                                   attn_implementation=cls.attn_implementation)
+            cls.configure(model.config, model_cfg)
             tok = Tokenizer.from_file(tokenizer_file(source))  # real vocab for real weights
             # Never shrink the embedding (Qwen pads its embedding beyond the vocabulary).
             if tok.get_vocab_size() > model.get_input_embeddings().num_embeddings:
@@ -61,7 +62,13 @@ class HFBackbone(VLMBackbone):
         tok = cls.runtime_tokenizer(model_cfg)
         config = cls.tiny_config(model_cfg.get("arch"), tok)
         config._attn_implementation = cls.attn_implementation
+        cls.configure(config, model_cfg)
         return cls(cls.model_cls(config), tok)
+
+    @classmethod
+    def configure(cls, config, model_cfg: dict) -> None:
+        """Record model-entry settings the family reads from its config (saved with it, so a
+        reloaded policy or VLM keeps them). Default: none."""
 
     @classmethod
     def build_pretrained_with_lm_head(cls, model_cfg: dict):
@@ -75,6 +82,7 @@ class HFBackbone(VLMBackbone):
             raise ValueError(f"{cls.name}: init: pretrained needs `source` (HF id or local folder)")
         full = cls.lm_model_cls.from_pretrained(source, dtype=torch.float32,
                                                 attn_implementation=cls.attn_implementation)
+        cls.configure(full.config, model_cfg)
         tok = Tokenizer.from_file(tokenizer_file(source))
         if tok.get_vocab_size() > full.get_input_embeddings().num_embeddings:
             full.resize_token_embeddings(tok.get_vocab_size())

@@ -41,14 +41,20 @@ class ImageTokenBackbone(HFBackbone):
     def count_image_tokens(config) -> int:
         raise NotImplementedError
 
+    # the official code's VLA prompt, where it differs from PROMPT (vla_forward official)
+    OFFICIAL_PROMPT: str | None = None
+
     def prompt_ids(self, instruction: str) -> list[int]:
-        ids = self._prompt_cache.get(instruction)
+        template = self.OFFICIAL_PROMPT if self.OFFICIAL_PROMPT and self.vla_forward == "official" \
+            else self.PROMPT
+        key = (template, instruction)
+        ids = self._prompt_cache.get(key)
         if ids is None:
-            raw = self.tokenizer.encode(self.PROMPT.format(image=self.IMAGE_TOKEN, instruction=instruction),
+            raw = self.tokenizer.encode(template.format(image=self.IMAGE_TOKEN, instruction=instruction),
                                         add_special_tokens=False).ids
             at = raw.index(self.image_token_id)
             ids = raw[:at] + [self.image_token_id] * self.n_image_tokens + raw[at + 1:]
-            self._prompt_cache[instruction] = ids
+            self._prompt_cache[key] = ids
         return ids
 
     def pixel_inputs(self, frames: torch.Tensor) -> dict:

@@ -31,6 +31,9 @@ class InternVLBackbone(SplicedImageVQA, ImageTokenBackbone):
     PAD_TOKEN = "<|endoftext|>"
     PROMPT = "<|im_start|>user\n<img>{image}</img>\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"
     VQA_PROMPT = PROMPT.replace(QUESTION, "{question}")
+    # official VLA prompt: a system turn, no newline after </img> (data_utils.py:344-348)
+    OFFICIAL_PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                       "<|im_start|>user\n<img>{image}</img>" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n")
     END_TOKEN = "<|im_end|>"
     IMAGE_MARKERS = ("<img>", "</img>")
     image_size = IMAGE_SIZE

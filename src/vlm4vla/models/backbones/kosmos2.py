@@ -1,8 +1,11 @@
 """Kosmos-2 family: `Kosmos2Model` = CLIP-style ViT + image-to-text projection (64 learned
 latent queries attending to the patch features) + a Magneto/sub-LN decoder LLM.
 
-Prompt (grounding-style, as Kosmos-2's processor builds it): <s> <image> [64 image slots]
-</image> <grounding> + " " + instruction; then right padding and the ActionQuery.
+VLA prompt, vla_forward official (the default): the official code's layout, the 64 image
+latents first, then "<s><image><image_pad></image><p>{instruction}\n</p>" (see
+_official_layout); native: grounding-style, as Kosmos-2's processor builds it, <s> <image>
+[64 image slots] </image> <grounding> + " " + instruction. Then right padding and the
+ActionQuery.
 `image_embeds_position_mask` marks the 64 slots, which are filled with the projected latents
 (the slot ids themselves are <image> and are never embedded). Kosmos-2 uses sinusoidal
 positions offset by the pad id; they are passed explicitly over mask==1 tokens so padding
@@ -77,16 +80,33 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
         return ([self.bos, self.boi] + [self.boi] * self.n_image_tokens + [self.eoi, self.grounding]
                 + self.tokenizer.encode(" " + text, add_special_tokens=False).ids)
 
+    # The official VLA layout (vla_forward official): the 64 projected latents at index 0,
+    # before any text (base_backbone.py:516-523, insert_idx=0), then the text
+    # "<s><image><image_pad></image><p>{instruction}\n</p>" (data_utils.py:271), whose
+    # <image>...</image> span holds no image features. Whether the released tokenizer also
+    # adds its own <s> / </s> around it is not verified; the template is taken literally.
+    OFFICIAL_TEMPLATE = "<s><image><image_pad></image><p>{x}\n</p>"
+
+    def _official_layout(self, text: str) -> list[int]:
+        body = self.OFFICIAL_TEMPLATE.format(x=text.strip())
+        return [self.boi] * self.n_image_tokens + self.tokenizer.encode(body, add_special_tokens=False).ids
+
+    def _image_start(self) -> int:
+        """Index of the first image slot in a VLA prompt."""
+        return 0 if self.vla_forward == "official" else 2
+
     def prompt_ids(self, instruction: str) -> list[int]:
-        ids = self._prompt_cache.get(instruction)
+        key = (self.vla_forward, instruction)
+        ids = self._prompt_cache.get(key)
         if ids is None:
-            ids = self._layout(instruction)
-            self._prompt_cache[instruction] = ids
+            ids = self._official_layout(instruction) if self.vla_forward == "official" \
+                else self._layout(instruction)
+            self._prompt_cache[key] = ids
         return ids
 
-    def _image_mask(self, mask: torch.Tensor) -> torch.Tensor:
+    def _image_mask(self, mask: torch.Tensor, start: int = 2) -> torch.Tensor:
         image_mask = torch.zeros_like(mask)
-        image_mask[:, 2:2 + self.n_image_tokens] = 1
+        image_mask[:, start:start + self.n_image_tokens] = 1
         return image_mask
 
     def encode(self, frames, instructions, query):
@@ -98,8 +118,8 @@ class Kosmos2Backbone(RowsForwardLM, HFBackbone):
         # Kosmos-2's own rule (create_position_ids_from_input_ids), over mask==1 tokens.
         position_ids = mask.cumsum(-1) * mask + self.pad_id
         out = self.model(inputs_embeds=embeds, attention_mask=mask, pixel_values=pixel_values,
-                         image_embeds_position_mask=self._image_mask(mask), position_ids=position_ids,
-                         use_cache=False)
+                         image_embeds_position_mask=self._image_mask(mask, self._image_start()),
+                         position_ids=position_ids, use_cache=False)
         return out.last_hidden_state, mask
 
     # --- language-model path (auxiliary VQA) -------------------------------------------

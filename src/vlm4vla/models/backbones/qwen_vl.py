@@ -97,6 +97,26 @@ class StillImagePatchEmbed(nn.Module):
         return F.linear(x, w.sum(2).reshape(w.shape[0], -1), self.proj.bias)  # (N, E)
 
 
+MAX_PIXELS = 1280 * 28 * 28  # the official processor's max_pixels (vlm_builder.py:44,64)
+
+
+def smart_side(side: int, factor: int, min_pixels: int, max_pixels: int = MAX_PIXELS) -> int:
+    """The square side Qwen's processor resizes a side x side frame to (transformers'
+    qwen2_vl smart_resize, 4.57.1 image_processing_qwen2_vl.py:70-79): the nearest multiple
+    of `factor`, scaled up to reach min_pixels or down to stay under max_pixels.
+    Official VLM4VLA: min_pixels 28*28*256 -> 224 becomes 448 (256 tokens for Qwen2.5-VL,
+    196 for Qwen3-VL)."""
+    import math
+    h = max(factor, round(side / factor) * factor)
+    if h * h > max_pixels:
+        beta = math.sqrt(side * side / max_pixels)
+        h = max(factor, math.floor(side / beta / factor) * factor)
+    elif h * h < min_pixels:
+        beta = math.sqrt(min_pixels / (side * side))
+        h = math.ceil(side * beta / factor) * factor
+    return int(h)
+
+
 class QwenVLBackbone(HFBackbone):
     image_mean: tuple = ()
     image_std: tuple = ()
@@ -121,7 +141,12 @@ class QwenVLBackbone(HFBackbone):
             model.visual.patch_embed = StillImagePatchEmbed(model.visual.patch_embed)
         # The frame side is recorded in the vision config (tiny builds: arch.image_size);
         # released checkpoints have none and take the paper's 224.
-        self.image_size = int(getattr(v, "image_size", None) or IMAGE_SIZE)
+        frame = int(getattr(v, "image_size", None) or IMAGE_SIZE)
+        # the side the vision tower sees: Qwen's processor resizes a frame to smart_resize's
+        # size, which with the official min_pixels upsamples 224 to 448 (models.<m>.min_pixels)
+        min_pixels = getattr(cfg, "vlm4vla_min_pixels", None)
+        self.image_size = smart_side(frame, v.patch_size * v.spatial_merge_size, min_pixels) \
+            if min_pixels else frame
         if self.image_size % (self.patch * self.merge):
             raise ValueError(f"{self.name}: image_size {self.image_size} must be a multiple of "
                              f"patch x merge = {self.patch * self.merge}")
@@ -133,6 +158,11 @@ class QwenVLBackbone(HFBackbone):
     @classmethod
     def runtime_tokenizer(cls, model_cfg):
         return qwen_tokenizer_for(model_cfg)
+
+    @classmethod
+    def configure(cls, config, model_cfg):
+        if model_cfg.get("min_pixels"):
+            config.vlm4vla_min_pixels = int(model_cfg["min_pixels"])
 
     def prompt_ids(self, instruction: str) -> list[int]:
         """Token ids of the chat prompt, the single <|image_pad|> expanded to the image tokens."""
