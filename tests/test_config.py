@@ -124,11 +124,12 @@ def test_paper_scale_dry_run_lists_the_whole_graph(tmp_path):
                           cwd=work, env=workflow_env(work), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    # 10 backbones on CALVIN and LIBERO-10, + 1 scratch twin (LIBERO-10), + Table 3 on CALVIN:
-    # 2 frozen variants x 3 models, + Figure 4 on CALVIN: (base + 3 tasks) x 3 seeds minus the
-    # main run, + Table 4 on LIBERO-10: 6 cells minus the plain main run
-    assert counts["finetune_vla"] == counts["evaluate"] == 20 + 1 + 6 + 11 + 5
-    assert counts["prepare_demos"] == 2 and counts["generate_vqa"] == 1
+    # 10 backbones on CALVIN, LIBERO-10 and Simpler-Bridge, + 1 scratch twin (LIBERO-10),
+    # + Table 3 on CALVIN and Simpler: 2 frozen variants x 3 models x 2, + Figure 4 on CALVIN:
+    # (base + 3 tasks) x 3 seeds minus the main run, + Table 4 on Bridge (Qwen3-VL-4B): 6 cells
+    # minus the plain main run
+    assert counts["finetune_vla"] == counts["evaluate"] == 30 + 1 + 12 + 11 + 5
+    assert counts["prepare_demos"] == 3 and counts["generate_vqa"] == 1
     assert counts["finetune_vlm"] == 3 and counts["eval_vqa"] == 4 and counts["stage1_fast"] == 2
 
 

@@ -5,6 +5,9 @@
                  task_ABC_D folder), split `demos.split` (default training = envs A, B, C):
                  its language-annotated segments of the benchmark's `tasks`, at most
                  `demos_per_task` each (vlm4vla.data.calvin_dataset)
+    bridge_rlds  (paper scale) read BridgeData V2's RLDS release (TFRecord shards of
+                 tf.train.Example episodes, without TensorFlow) at `demos.path`
+                 (vlm4vla.data.rlds_bridge)
     libero_hdf5  (paper scale) convert the official LIBERO demonstration files found in
                  `demos.path` (*.hdf5), at most `demos_per_task` demos per file, no-op
                  steps dropped as in the official runs' data (`demos.drop_noops`)
@@ -33,6 +36,11 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
         return convert_calvin(root, out_dir, split=demos.get("split", "training"),
                               image_size=int(bench_cfg["image_size"]), tasks=list(bench_cfg["tasks"]),
                               per_task=int(bench_cfg["demos_per_task"]))
+    if source == "bridge_rlds":
+        from vlm4vla.data.rlds_bridge import convert_bridge_rlds
+
+        return convert_bridge_rlds(demos["path"], out_dir, image_size=int(bench_cfg["image_size"]),
+                                   split=demos.get("split", "train"))
     if source == "libero_hdf5":
         from vlm4vla.data.libero_hdf5 import convert_libero_hdf5
 
@@ -45,4 +53,4 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
         return convert_libero_hdf5(files, out_dir, image_size=int(bench_cfg["image_size"]),
                                    max_demos_per_file=int(bench_cfg["demos_per_task"]),
                                    drop_noops=bool(demos.get("drop_noops", True)))
-    raise ValueError(f"unknown demos.source {source!r} (known: scripted, calvin, libero_hdf5)")
+    raise ValueError(f"unknown demos.source {source!r} (known: scripted, bridge_rlds, calvin, libero_hdf5)")
