@@ -347,3 +347,53 @@ def test_videos_of_first_episodes_do_not_change_results(tmp_path):
     with Image.open(tmp_path / "b" / "videos" / gifs[0]) as im:
         assert im.size == (48, 48) and im.n_frames == BENCH["max_steps"] // EVAL["execute_chunk"]
     assert not (tmp_path / "a" / "videos").exists()
+
+
+class _StepLogEnv:
+    """Records every executed action; never succeeds (episodes run to max_steps)."""
+
+    def __init__(self):
+        self.executed = []
+
+    def reset(self, seed):
+        self.t = 0
+
+    def render(self):
+        return np.full((8, 8, 3), self.t, np.uint8)
+
+    def step(self, action):
+        self.executed.append(np.asarray(action).copy())
+        self.t += 1
+        return StepResult(success=False, done=False, info={})
+
+
+class _ChunkIndexPolicy:
+    """Row k of each chunk says (call number, k): which prediction an executed action is."""
+
+    chunk = 4
+
+    def __init__(self):
+        self.calls = 0
+
+    def act(self, frames, instructions):
+        self.calls += 1
+        out = np.zeros((len(frames), self.chunk, 7), np.float32)
+        out[:, :, 0] = self.calls
+        out[:, :, 1] = np.arange(self.chunk)
+        return out
+
+
+@pytest.mark.parametrize("execute_chunk,calls", [(1, 10), (4, 3)])
+def test_execute_chunk_one_is_the_official_execute_step_one(execute_chunk, calls):
+    """Official execute_step 1 (LIBERO's default, eval/libero/run_libero_eval.py:57) calls
+    ensemble_action, whose history keeps one chunk (max_len = 1,
+    eval/calvin/model_wrapper.py:170-190): every step a new prediction and its FIRST action,
+    no averaging over past chunks. execute_chunk 1 does exactly that; execute_chunk 4 runs
+    each chunk open-loop (execute_step 4)."""
+    env, policy = _StepLogEnv(), _ChunkIndexPolicy()
+    rollout.run_batch([env], policy, "x", [{"seed": 0, "episode": 0}], max_steps=10,
+                      execute_chunk=execute_chunk)
+    done = np.array(env.executed)[:, :2]
+    assert policy.calls == calls and len(done) == 10
+    want = [(1 + t // execute_chunk, t % execute_chunk) for t in range(10)]
+    assert [tuple(map(int, row)) for row in done] == want

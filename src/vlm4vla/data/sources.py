@@ -11,6 +11,11 @@
     libero_hdf5  (paper scale) convert the official LIBERO demonstration files found in
                  `demos.path` (*.hdf5), at most `demos_per_task` demos per file, no-op
                  steps dropped as in the official runs' data (`demos.drop_noops`)
+    lerobot_v3   (paper scale) convert a local LeRobotDataset v3.0 folder at `demos.path`
+                 (meta/info.json, parquet + mp4 chunks; e.g. LeRobot's LIBERO or a Bridge
+                 port): every episode, camera `demos.image_key` (absent: the first camera
+                 feature), gripper convention `demos.gripper` (absent: close_positive, LIBERO's
+                 -1 open / +1 close) (vlm4vla.data.lerobot_v3)
 """
 
 from __future__ import annotations
@@ -53,4 +58,12 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
         return convert_libero_hdf5(files, out_dir, image_size=int(bench_cfg["image_size"]),
                                    max_demos_per_file=int(bench_cfg["demos_per_task"]),
                                    drop_noops=bool(demos.get("drop_noops", True)))
-    raise ValueError(f"unknown demos.source {source!r} (known: scripted, bridge_rlds, calvin, libero_hdf5)")
+    if source == "lerobot_v3":
+        from vlm4vla.data.lerobot_v3 import convert_lerobot_v3
+
+        return convert_lerobot_v3(demos["path"], out_dir, image_size=int(bench_cfg["image_size"]),
+                                  image_key=demos.get("image_key"),
+                                  gripper=demos.get("gripper", "close_positive"),
+                                  benchmark=bench_cfg.get("plugin", "libero"))
+    raise ValueError(f"unknown demos.source {source!r} "
+                     "(known: scripted, bridge_rlds, calvin, libero_hdf5, lerobot_v3)")
