@@ -72,3 +72,66 @@ def test_a_loaded_policy_applies_the_eval_crop_it_was_trained_with():
     LoadedPolicy(Fake(), norm, {"augment": {"crop_scale": 0.9, "eval_center_crop": 0.9}}).act(f, ["x"])
     assert np.array_equal(seen[0], f)               # no augment recorded: frames as rendered
     assert not np.array_equal(seen[1], f) and seen[1].shape == f.shape   # centre-cropped
+
+
+def _tf_crop_and_resize_reference(img, box, out_h, out_w):
+    """tensorflow/core/kernels/image/crop_and_resize_op.cc (bilinear), transcribed as loops
+    over one float32 (H, W, C) image and one box (y1, x1, y2, x2), normalised coordinates."""
+    h, w, _ = img.shape
+    y1, x1, y2, x2 = (np.float32(v) for v in box)
+    hs = (y2 - y1) * np.float32(h - 1) / np.float32(out_h - 1)
+    ws = (x2 - x1) * np.float32(w - 1) / np.float32(out_w - 1)
+    out = np.zeros((out_h, out_w, img.shape[2]), np.float32)
+    for y in range(out_h):
+        in_y = y1 * np.float32(h - 1) + np.float32(y) * hs
+        ty, by = int(np.floor(in_y)), int(np.ceil(in_y))
+        ly = in_y - np.float32(ty)
+        for x in range(out_w):
+            in_x = x1 * np.float32(w - 1) + np.float32(x) * ws
+            lx, rx = int(np.floor(in_x)), int(np.ceil(in_x))
+            wx = in_x - np.float32(lx)
+            top = img[ty, lx] + (img[ty, rx] - img[ty, lx]) * wx
+            bottom = img[by, lx] + (img[by, rx] - img[by, lx]) * wx
+            out[y, x] = top + (bottom - top) * ly
+    return out
+
+
+def test_center_crop_is_the_official_tf_crop_and_resize():
+    """eval/libero/model_wrapper.py:150-172 + crop_and_resize 201-240: convert_image_dtype to
+    float, box of sqrt(0.9) centred, tf.image.crop_and_resize to 224, clip, back to uint8
+    with saturation (x * 255.5, truncated)."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    out = center_crop(frames, 0.9, 224).numpy()
+    assert out.shape == (2, 224, 224, 3)
+    s = np.float32(np.sqrt(0.9))
+    lo = (np.float32(1) - s) / np.float32(2)
+    for i in range(2):
+        ref = _tf_crop_and_resize_reference(frames[i].astype(np.float32) * np.float32(1 / 255),
+                                            (lo, lo, lo + s, lo + s), 224, 224)
+        want = (np.clip(ref, 0, 1) * np.float32(255.5)).astype(np.uint8)
+        # float32 reassociation may move a value across an integer: at most 1 level, rarely
+        diff = np.abs(out[i].astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_a_loaded_policy_crops_a_larger_render_to_its_training_size():
+    """LIBERO renders 256 and the crop resizes to the 224 the policy learned on
+    (benchmarks.<b>.render_size); the image_size recorded in policy.json says which."""
+    from vlm4vla.data.normalize import ActionNormalizer
+    from vlm4vla.train.vla import LoadedPolicy
+
+    seen = []
+
+    class Fake:
+        chunk = 2
+
+        def __call__(self, frames, instructions):
+            seen.append(np.asarray(frames))
+            return torch.zeros(len(instructions), 2, 6), torch.zeros(len(instructions), 2)
+
+    f = np.full((1, 40, 40, 3), 128, dtype=np.uint8)
+    norm = ActionNormalizer([-1.0] * 6, [1.0] * 6)
+    info = {"augment": {"eval_center_crop": 0.9}, "image_size": 24}
+    LoadedPolicy(Fake(), norm, info).act(f, ["x"])
+    assert seen[0].shape == (1, 24, 24, 3) and (seen[0] == 128).all()

@@ -167,3 +167,16 @@ def test_schema_default_is_the_one_declaration_library_callers_fall_back_to():
     assert schema_default("vqa", "train", "grad_accum") == 1  # through vqa.train's $ref
     with pytest.raises(KeyError, match="no default for 'evaluate.workers'"):
         schema_default("evaluate", "workers")
+
+
+def test_wait_protocol_is_libero_only_and_checked():
+    cfg = _cfg()
+    cfg["benchmarks"]["libero"]["wait_protocol"] = "official"
+    validate_config(cfg)
+    cfg["benchmarks"]["libero"]["wait_protocol"] = "offical"
+    with pytest.raises(ConfigError, match="wait_protocol"):
+        validate_config(cfg)
+    cfg = _cfg()
+    cfg["benchmarks"]["metaworld"]["wait_protocol"] = "official"
+    with pytest.raises(ConfigError, match="'benchmarks.metaworld.wait_protocol' is for plugin 'libero' only"):
+        validate_config(cfg)

@@ -279,6 +279,21 @@ def test_finished_episodes_leave_the_batch(fake, tmp_path):
     assert [renders.count(s) for s in seeds] == [1, 3, 4]  # frames only when needed
 
 
+def test_envs_render_at_render_size_and_plugins_get_their_options(fake, tmp_path, monkeypatch):
+    """benchmarks.<b>.render_size: envs are built at it (official LIBERO renders 256 for a
+    224 policy); a plugin with configure() receives the benchmark config first."""
+    bench_cfg, _ = fake
+    built, configured = [], []
+    monkeypatch.setattr(FakeBenchmark, "make_env",
+                        lambda self, task, size: built.append(size) or FakeEnv(task), raising=False)
+    monkeypatch.setattr(FakeBenchmark, "configure", lambda self, cfg: configured.append(cfg), raising=False)
+    evaluate(lambda: CodePolicy(), {**bench_cfg, "render_size": 64}, {"execute_chunk": 3}, 1, tmp_path, 1)
+    assert set(built) == {64} and configured and configured[0]["render_size"] == 64
+    built.clear()
+    evaluate(lambda: CodePolicy(), bench_cfg, {"execute_chunk": 3}, 1, tmp_path / "b", 1)
+    assert set(built) == {48}
+
+
 def test_batch_of_one_runs_each_episode_alone(fake, tmp_path):
     bench_cfg, _ = fake
     policy = CodePolicy()

@@ -185,3 +185,64 @@ def test_envs_of_a_task_share_one_renderer_and_draw_what_a_private_one_draws(ben
     finally:
         other.close()
     assert render._SHARED[(TASK, 224, True)].users == 1
+
+
+def _official_loop_trace(max_steps, num_steps_wait=10, done_at=None):
+    """eval/libero/libero_evaluator.py:38-55 (VLM4VLA at 20fedc9), transcribed: the order of
+    'wait' / 'obs' (a frame the policy sees) / 'act' events."""
+    trace, timestep, acts = [], 0, 0
+    while timestep < max_steps + num_steps_wait:
+        if timestep < num_steps_wait:
+            trace.append("wait")
+            timestep += 1
+        trace += ["obs", "act"]
+        acts += 1
+        if acts == done_at:
+            break
+        timestep += 1
+    return trace
+
+
+@pytest.mark.parametrize("done_at", [None, 3])
+def test_official_wait_protocol_interleaves_five_waits(bench, done_at):
+    """wait_protocol official: the same sequence of waits, frames and actions as the
+    official loop (5 waits, 525 actions for max_steps 520), and no wait after a success."""
+    assert _official_loop_trace(520).count("act") == 525 and _official_loop_trace(520).count("wait") == 5
+    bench.configure({"wait_protocol": "official"})
+    env = bench.make_env(TASK, 32)
+    bench.configure({})
+    assert env.wait == "official"
+    trace, real_step = [], env._env.step
+    acts = {"n": 0}
+
+    def step(a):
+        out = real_step(a)
+        is_wait = np.array_equal(np.asarray(a, float), le.WAIT_ACTION) and trace[-1:] != ["obs"]
+        trace.append("wait" if is_wait else "act")
+        if not is_wait:
+            acts["n"] += 1
+            if acts["n"] == done_at:
+                return out[0], out[1], True, out[3]
+        return out
+
+    try:
+        env._env.step = step
+        env.reset(0)
+        result = None
+        for _ in range(30):
+            trace.append("obs")
+            env.render()
+            result = env.step(np.array([0.1, 0, 0, 0, 0, 0, -1.0]))
+            if result.success:
+                break
+        want = _official_loop_trace(30 - 5, done_at=done_at)  # 30 actions: budget 25 + 5
+        assert trace == want
+        assert result.success == (done_at is not None)
+    finally:
+        env._env.step = real_step
+        env.close()
+
+
+def test_wait_protocol_is_checked(bench):
+    with pytest.raises(ValueError, match="LIBERO wait 'sometimes'"):
+        le.LiberoEnv(TASK, 32, wait="sometimes")

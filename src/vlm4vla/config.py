@@ -194,6 +194,9 @@ def _check_references(cfg: dict) -> None:
         if bench["plugin"] not in PLUGINS:
             raise ConfigError(f"config key 'benchmarks.{name}.plugin': unknown plugin '{bench['plugin']}' "
                               f"(known: {', '.join(sorted(PLUGINS))})")
+        if "wait_protocol" in bench and bench["plugin"] != "libero":
+            raise ConfigError(f"config key 'benchmarks.{name}.wait_protocol' is for plugin 'libero' "
+                              f"only (this benchmark's plugin: '{bench['plugin']}'); remove it")
         if bench["plugin"] in CHAINED and "eval_chains" not in bench:
             raise ConfigError(f"config key 'benchmarks.{name}' needs 'eval_chains': plugin "
                               f"'{bench['plugin']}' is evaluated on chains of subtasks (paper: 1000)")

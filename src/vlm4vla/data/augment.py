@@ -49,16 +49,42 @@ def augment_frames(frames: torch.Tensor, cfg: dict | None) -> torch.Tensor:
     return _to_uint8(x)
 
 
-def center_crop(frames, scale: float):
-    """Evaluation centre crop of `scale` of the area, resized back (uint8 in, uint8 out)."""
+def center_crop(frames, scale: float, size: int | None = None):
+    """Evaluation centre crop of `scale` of the area, resized to size x size (None: back to
+    the input size); uint8 (B, H, W, 3) in and out, scale 1: frames as they are.
+
+    As the official LIBERO evaluation (eval/libero/model_wrapper.py:150-172, crop_and_resize
+    201-240): uint8 -> float in [0, 1] (tf.image.convert_image_dtype: x * (1/255)), the box
+    [(1 - sqrt(scale)) / 2, (1 + sqrt(scale)) / 2] in normalised coordinates resampled by
+    tf.image.crop_and_resize's bilinear kernel (output row i samples input row
+    y1 (H-1) + i (y2 - y1)(H-1)/(out-1), tensorflow/core/kernels/image/crop_and_resize_op.cc),
+    clipped to [0, 1] and converted back with saturation (floor(x * 255.5)). The official
+    render is 256 px, resized to 224 in this one step (benchmarks.<b>.render_size)."""
     if scale >= 1.0:
         return frames
     t = torch.as_tensor(frames)
-    x = t.permute(0, 3, 1, 2).float() / 255.0
-    h, w = x.shape[-2:]
-    sh, sw = _crop_side(h, scale), _crop_side(w, scale)
-    y0, x0 = (h - sh) // 2, (w - sw) // 2
-    return _to_uint8(_resize(x[..., y0:y0 + sh, x0:x0 + sw], h, w))
+    h, w = t.shape[1:3]
+    oh, ow = (h, w) if size is None else (int(size), int(size))
+    x = t.to(torch.float32) * torch.tensor(1.0 / 255.0, dtype=torch.float32)  # (B, H, W, 3)
+    # float32 throughout, as tf: sqrt of the float32 scale, offsets (1 - side) / 2
+    side = torch.sqrt(torch.tensor(scale, dtype=torch.float32)).clamp(0.0, 1.0)
+    lo = (1.0 - side) / 2.0
+    hi = lo + side
+
+    def sample(n_in: int, n_out: int):
+        step = (hi - lo) * (n_in - 1) / (n_out - 1) if n_out > 1 else torch.tensor(0.0)
+        pos = lo * (n_in - 1) + torch.arange(n_out, dtype=torch.float32) * step if n_out > 1 \
+            else (0.5 * (lo + hi) * (n_in - 1)).reshape(1)
+        top = pos.floor().long().clamp(0, n_in - 1)
+        return top, (top + 1).clamp(max=n_in - 1), pos - pos.floor()
+
+    ty, by, ly = sample(h, oh)
+    lx, rx, wx = sample(w, ow)
+    wx = wx[None, None, :, None]
+    top = x[:, ty][:, :, lx] + (x[:, ty][:, :, rx] - x[:, ty][:, :, lx]) * wx
+    bottom = x[:, by][:, :, lx] + (x[:, by][:, :, rx] - x[:, by][:, :, lx]) * wx
+    out = top + (bottom - top) * ly[None, :, None, None]
+    return (out.clamp(0.0, 1.0) * 255.5).to(torch.uint8).contiguous()
 
 
 def _crop_side(n: int, area_scale: float) -> int:

@@ -191,7 +191,11 @@ class Runner:
         self.videos = videos_per_task(eval_cfg) if video_dir is not None else 0
         self.video_dir = Path(video_dir) if video_dir is not None else None
         self.bench = get_benchmark(bench_cfg["plugin"])
-        self.size = int(bench_cfg["image_size"])
+        if hasattr(self.bench, "configure"):  # a plugin's own evaluation options
+            self.bench.configure(bench_cfg)
+        # frames are rendered at render_size (official LIBERO: 256), then the policy's eval
+        # crop resizes them to its training image_size (eval/libero/libero_evaluator.py:137)
+        self.size = int(bench_cfg.get("render_size") or bench_cfg["image_size"])
         self.max_steps = int(bench_cfg["max_steps"])
         self.execute_chunk = int(eval_cfg["execute_chunk"])
         if not 1 <= self.execute_chunk <= int(self.policy.chunk):

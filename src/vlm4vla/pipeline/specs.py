@@ -19,8 +19,8 @@ BENCH_TRAIN_KEYS = {"train_steps": "steps", "lr_schedule": "lr_schedule",
 BENCH_EVAL_KEYS = ("execute_chunk",)
 # Benchmark keys that only evaluation and training read: changing them must not re-collect
 # demos. (eval_seed_offset stays: demo collection checks its seeds stay below it.)
-EVAL_ONLY_KEYS = ("eval_episodes_per_task", "eval_chains", "chunk", "augment", "action_norm", *BENCH_TRAIN_KEYS,
-                  *BENCH_EVAL_KEYS)
+EVAL_ONLY_KEYS = ("eval_episodes_per_task", "eval_chains", "render_size", "wait_protocol", "chunk",
+                  "augment", "action_norm", *BENCH_TRAIN_KEYS, *BENCH_EVAL_KEYS)
 
 
 # --- specs: what each stage depends on ---------------------------------------------

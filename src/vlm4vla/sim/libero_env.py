@@ -16,6 +16,12 @@ Choices, and why:
   protocol's NUM_WAIT_STEPS = 10 no-op steps ([0]*6 + [-1], gripper open) so objects
   settle, as LIBERO's / OpenVLA's evaluation does. The wait steps are part of reset(), so
   the evaluation loop counts only the policy's steps against max_steps.
+  `wait="official"` runs VLM4VLA's evaluation loop instead (eval/libero/libero_evaluator.py
+  :38-55): its wait branch has no `continue`, so each of the first iterations runs one wait
+  step AND one policy step, and the 10-step wait budget buys 5 waits interleaved with the
+  policy's first 5 actions (wait, act, wait, act, ...; every frame the policy sees follows a
+  wait), and max_steps + 10 counted steps leave the policy 525 actions on LIBERO-10. Here:
+  one wait in reset(), one after each of the first 4 actions (none after a success).
 - The env is built once per task and reused: robosuite runs with hard_reset=False (the
   model is not recompiled at each reset; the full MuJoCo state is then overwritten by the
   init state, so the result does not depend on history; the one piece of controller
@@ -66,6 +72,9 @@ MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300,
              "libero_10": 520, "libero_90": 400}
 LIBERO10_MAX_STEPS = MAX_STEPS["libero_10"]
 WAIT_ACTION = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
+# wait="official": the official loop's waits, interleaved with the first actions (docstring)
+OFFICIAL_WAITS = NUM_WAIT_STEPS // 2
+WAIT_MODES = ("settle", "official")
 
 
 def _quiet():
@@ -135,7 +144,11 @@ class _AgentviewRenderer(_render.FrameRenderer):
 class LiberoEnv:
     """One LIBERO task: official init states, 10 settle steps, fast agentview frames."""
 
-    def __init__(self, task: str, image_size: int = IMAGE_SIZE):
+    def __init__(self, task: str, image_size: int = IMAGE_SIZE, wait: str = "settle"):
+        if wait not in WAIT_MODES:
+            raise ValueError(f"LIBERO wait {wait!r}: must be one of {', '.join(WAIT_MODES)}")
+        self.wait = wait
+        self._waits_left = 0
         suite, idx = parse_task(task)
         self.task = task
         self.suite = suite
@@ -201,8 +214,10 @@ class LiberoEnv:
         self._env.sim.data._data.ctrl[:] = 0
         self._env.sim.data._data.qacc_warmstart[:] = 0
         self._obs = self._wrapper.set_init_state(self._init_states[self.init_index])
-        for _ in range(NUM_WAIT_STEPS):
+        waits = NUM_WAIT_STEPS if self.wait == "settle" else 1
+        for _ in range(waits):
             self._obs, _, _, _ = self._env.step(WAIT_ACTION)
+        self._waits_left = 0 if self.wait == "settle" else OFFICIAL_WAITS - 1
         if self._expert is not None:
             self._expert.reset()
 
@@ -215,6 +230,9 @@ class LiberoEnv:
         a[6] = 1.0 if action[6] > 0 else -1.0  # +1 close / -1 open, robosuite's convention
         self._obs, reward, done, _ = self._env.step(a)
         success = bool(done)  # LIBERO sets done = _check_success()
+        if self._waits_left and not success:  # wait="official": the next wait (its done unread)
+            self._waits_left -= 1
+            self._obs, _, _, _ = self._env.step(WAIT_ACTION)
         return StepResult(success=success, done=success, info={"reward": float(reward)})
 
     def check_success(self) -> bool:
@@ -256,5 +274,11 @@ class LiberoBenchmark:
         suite, i = parse_task(task)
         return _suite(suite).get_task(i).language
 
+    wait = "settle"  # evaluation's wait protocol (benchmarks.<b>.wait_protocol, via configure)
+
+    def configure(self, bench_cfg: dict) -> None:
+        """Evaluation options from the benchmark's config (eval/rollout.py calls this)."""
+        self.wait = bench_cfg.get("wait_protocol", "settle")
+
     def make_env(self, task: str, image_size: int = IMAGE_SIZE) -> LiberoEnv:
-        return LiberoEnv(task, image_size)
+        return LiberoEnv(task, image_size, wait=self.wait)

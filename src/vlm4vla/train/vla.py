@@ -85,6 +85,7 @@ def train_vla(model_cfg: dict, train_cfg: dict, chunk: int, demos_dir, out_dir, 
     info = {"format": POLICY_FORMAT, "model_cfg": model_cfg, "chunk": int(chunk),
             "norm_stats": normalizer.to_dict(), "param_counts": policy.param_counts(),
             "steps": cfg.steps, "seed": seed, "backbone": model_cfg["backbone"],
+            "image_size": int(store.frames.shape[1]),  # the frames it was trained on
             **({"backbone_seed": backbone_seed} if backbone_seed is not None else {}),
             **({"augment": augment} if augment and (not is_off(augment)
                                                     or augment.get("eval_center_crop", 1.0) < 1.0) else {}),
@@ -113,12 +114,15 @@ class LoadedPolicy:
         self.chunk = policy.chunk
         # the evaluation-time crop of the recipe it was trained with (LIBERO: 0.9 of the area)
         self.eval_crop = float((info.get("augment") or {}).get("eval_center_crop", 1.0))
+        # the crop resizes to the training frames' size (frames rendered larger, e.g. LIBERO's
+        # 256, come out as the 224 the policy learned on); older policies: back to input size
+        self.image_size = info.get("image_size")
 
     @torch.no_grad()
     def act(self, frames, instructions: list[str]) -> np.ndarray:
         """frames uint8 (B,H,W,3), B instructions -> float32 (B, chunk, 7): arm deltas in env
         units, gripper +1 close / -1 open."""
-        arm, grip = self.policy(center_crop(frames, self.eval_crop), list(instructions))
+        arm, grip = self.policy(center_crop(frames, self.eval_crop, self.image_size), list(instructions))
         return self.normalizer.unnormalize(arm.float().cpu().numpy(),
                                            torch.sigmoid(grip.float()).cpu().numpy())
 
