@@ -65,3 +65,5 @@ def test_reproduced_only_for_the_paper_backbone_on_the_paper_suite():
     # libero (paper_name libero_10) stands for LIBERO-10 only; Meta-World names none: any
     assert got == {("libero_10", "libero"): "reproduced", ("libero_10", "metaworld"): "stand-in benchmark",
                    ("calvin_abc_d", "metaworld"): "stand-in benchmark"}
+    md = to_markdown(df)  # the run cell names its benchmark: two runs under one paper row
+    assert "| big on libero |" in md and "| big on metaworld |" in md

@@ -115,7 +115,7 @@ def to_markdown(df: pd.DataFrame) -> str:
              f"when the reproduced delta is significant (p < {ALPHA}: Fisher exact on success rates, "
              "a permutation test over chains on CALVIN's average length); otherwise "
              "'not significant': the trials cannot tell it from chance, for or against the paper.", "",
-             "| experiment | paper backbone | variant | paper benchmark | paper | status | run | "
+             "| experiment | paper backbone | variant | paper benchmark | paper | status | run on benchmark | "
              "reproduced % [95% CI] (n) | paper delta | reproduced delta (p) | same direction |",
              "|---|---|---|---|---:|---|---|---|---:|---:|---|"]
     for r in df.itertuples():
@@ -130,7 +130,9 @@ def to_markdown(df: pd.DataFrame) -> str:
         if get("reproduced_delta_vs_full") is not None and not pd.isna(get("reproduced_delta_vs_full")):
             rd = f"{get('reproduced_delta_vs_full'):+.2f} (p={format_p(get('reproduced_p_value'))})"
         same = "" if pd.isna(get("same_direction")) else get("same_direction")
-        run = "" if pd.isna(get("run")) else get("run")
+        # which benchmark ran: Meta-World stands in for every paper benchmark, so one paper
+        # row may hold the LIBERO stand-in's run and Meta-World's side by side
+        run = "" if pd.isna(get("run")) else f"{get('run')} on {get('benchmark')}"
         variant = str(r.variant).replace("|", "\\|")  # a Markdown cell cannot hold a bare '|'
         lines.append(f"| {r.experiment} | {r.paper_backbone} | {variant} | {r.paper_benchmark} | "
                      f"{r.paper_value:g} {r.metric} | {r.status} | {run} | {rep} | {pd_} | {rd} | {same} |")
