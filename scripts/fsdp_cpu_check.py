@@ -12,7 +12,9 @@ starts the processes and this script applies torch's FSDP2 `fully_shard` itself,
 wrap units named in profiles/accelerate/fsdp_<family>.yaml (what accelerate would wrap on
 GPUs): each decoder layer and vision block is its own unit, the rest (embeddings, merger,
 ActionQuery, head) the root unit. One step on each rank's half of a batch of 4 must give
-the gradients of the whole batch in one process; then a sharded AdamW step with gradient
+the gradients one process computes for the mean of the two half-batch losses (not of the
+whole batch: under vla_forward official the query's 1-D position is the padded length,
+so, as in the official code, a sample's output depends on the longest prompt beside it); then a sharded AdamW step with gradient
 clipping runs and the optimizer state is checked to be sharded. Prints one JSON line
 (rank 0) and exits non-zero on any mismatch.
 """
@@ -69,9 +71,10 @@ def main() -> None:
         arm, grip = model(frames[idx], [texts[i] for i in idx])
         return action_loss(arm, grip, target[idx], torch.ones(len(idx), 4))["loss"]
 
-    # the whole batch in one process
+    # the ranks' half-batches in one process: FSDP averages the ranks' gradients
     reference.train()
-    loss_of(reference, list(range(n))).backward()
+    halves = [list(range(r, n, world)) for r in range(world)]
+    (sum(loss_of(reference, idx) for idx in halves) / world).backward()
     want = {k: p.grad.detach().clone() for k, p in reference.named_parameters()}
 
     # FSDP2: wrap units as the profile names them, then the root

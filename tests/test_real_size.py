@@ -210,7 +210,7 @@ def test_fsdp_two_cpu_processes(family):
     CPU processes (gloo, started by torchrun: `accelerate launch --cpu --num_processes 2`
     starts ONE process unless given an MPI hostfile, and accelerate selects FSDP only on GPUs,
     so scripts/fsdp_cpu_check.py shards with torch's fully_shard itself): the gradients of the
-    two half-batches equal the whole batch's in one process, clipping sees the global norm,
+    two half-batches equal those of the mean of their losses in one process, clipping sees the global norm,
     AdamW updates every parameter and each rank keeps only its shard of weights and state."""
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(REPO / "scripts" / "fsdp_cpu_check.py"), "--family", family],

@@ -51,7 +51,8 @@ def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
         ax.set_ylim(0, 108)
         ax.set_ylabel("success rate (%)")
         ax.set_title("Closed-loop success (Wilson 95% CI)")
-        ax.legend(fontsize=8, frameon=False)
+        # beside the axes: inside, it covers the counts above the bars
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.tight_layout()
     _save(fig, png_path, svg_path)
 
