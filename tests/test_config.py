@@ -140,7 +140,9 @@ def test_paper_scale_job_without_data_fails_clearly(tmp_path):
                            "--benchmark", "libero_10", "--out", str(tmp_path / "demos")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "data/libero/libero_10: no *.hdf5 files there" in proc.stderr
+    # names the folder, the dataset (the official runs' RLDS set) and where to get it
+    assert "data/libero/modified_libero_rlds: not a folder. Expected OpenVLA's modified LIBERO RLDS" \
+        in proc.stderr and "git@hf.co:datasets/openvla/modified_libero_rlds" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "demos").exists()
 
 

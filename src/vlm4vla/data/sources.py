@@ -8,6 +8,11 @@
     bridge_rlds  (paper scale) read BridgeData V2's RLDS release (TFRecord shards of
                  tf.train.Example episodes, without TensorFlow) at `demos.path`
                  (vlm4vla.data.rlds_bridge)
+    libero_rlds  (paper scale) read OpenVLA's modified LIBERO RLDS set at `demos.path`
+                 (e.g. modified_libero_rlds/libero_10_no_noops: re-rendered at 256 px, no-op
+                 steps and failed replays removed), the data the official LIBERO runs train
+                 on: the benchmark's `tasks`, at most `demos_per_task` each
+                 (vlm4vla.data.rlds_libero)
     libero_hdf5  (paper scale) convert the official LIBERO demonstration files found in
                  `demos.path` (*.hdf5), at most `demos_per_task` demos per file, no-op
                  steps dropped as in the official runs' data (`demos.drop_noops`)
@@ -46,6 +51,13 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
 
         return convert_bridge_rlds(demos["path"], out_dir, image_size=int(bench_cfg["image_size"]),
                                    split=demos.get("split", "train"))
+    if source == "libero_rlds":
+        from vlm4vla.data.rlds_libero import convert_libero_rlds
+
+        return convert_libero_rlds(demos["path"], out_dir, tasks=list(bench_cfg["tasks"]),
+                                   image_size=int(bench_cfg["image_size"]),
+                                   per_task=int(bench_cfg["demos_per_task"]),
+                                   split=demos.get("split", "train"))
     if source == "libero_hdf5":
         from vlm4vla.data.libero_hdf5 import convert_libero_hdf5
 
@@ -66,4 +78,4 @@ def build_demos(bench_cfg: dict, out_dir, seed: int) -> dict:
                                   gripper=demos.get("gripper", "close_positive"),
                                   benchmark=bench_cfg.get("plugin", "libero"))
     raise ValueError(f"unknown demos.source {source!r} "
-                     "(known: scripted, bridge_rlds, calvin, libero_hdf5, lerobot_v3)")
+                     "(known: scripted, bridge_rlds, calvin, libero_rlds, libero_hdf5, lerobot_v3)")
