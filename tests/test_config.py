@@ -126,11 +126,13 @@ def test_paper_scale_dry_run_lists_the_whole_graph(tmp_path):
     counts = job_counts(proc.stdout + proc.stderr)
     # 10 backbones on CALVIN, LIBERO-10 and Simpler-Bridge, + 1 scratch twin (LIBERO-10),
     # + Table 3 on CALVIN and Simpler: 2 frozen variants x 3 models x 2, + Figure 4 on CALVIN:
-    # (base + 3 tasks) x 3 seeds minus the main run, + Table 4 on Bridge (Qwen3-VL-4B): 6 cells
-    # minus the plain main run
-    assert counts["finetune_vla"] == counts["evaluate"] == 30 + 1 + 12 + 11 + 5
+    # (base + 3 tasks) x 3 seeds minus the main run, and its 7B panel: Qwen2.5-VL-7B base and
+    # the released RoboBrain2, 3 seeds each minus the main run, + Table 4 on Bridge
+    # (Qwen3-VL-4B): 6 cells minus the plain main run
+    assert counts["finetune_vla"] == counts["evaluate"] == 30 + 1 + 12 + 11 + 5 + 5
     assert counts["prepare_demos"] == 3 and counts["generate_vqa"] == 1
-    assert counts["finetune_vlm"] == 3 and counts["eval_vqa"] == 4 and counts["stage1_fast"] == 2
+    # VQA skill of the 3B base + 3 tuned VLMs, and of the 7B base and RoboBrain2
+    assert counts["finetune_vlm"] == 3 and counts["eval_vqa"] == 6 and counts["stage1_fast"] == 2
 
 
 def test_paper_scale_job_without_data_fails_clearly(tmp_path):

@@ -137,3 +137,57 @@ def test_figures_are_byte_identical_pngs(results, tmp_path):
         figures.aux_figure(df, str(tmp_path / f"{i}.png"), str(tmp_path / f"{i}.svg"))
         out.append(((tmp_path / f"{i}.png").read_bytes(), (tmp_path / f"{i}.svg").read_bytes()))
     assert out[0] == out[1] and out[0][0][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- a released arm (the paper's RoboBrain2: a VLM tuned by others from the base, released) ---
+
+def _released_cfg(tmp_path, released="{qwen25vl_tiny: {robobrain: rb_tiny}}", rb_backbone="qwen2_5_vl"):
+    overlay = tmp_path / "released.yaml"
+    overlay.write_text("models:\n"
+                       f"  rb_tiny: {{backbone: {rb_backbone}, init: scratch, head_width: 32,\n"
+                       "            arch: {hidden_size: 32, num_hidden_layers: 1, image_size: 56}}\n"
+                       f"experiments:\n  aux:\n    released: {released}\n")
+    return load_config([REPO / "config/config.yaml", REPO / "config/test.yaml", overlay])
+
+
+def test_a_released_arm_is_run_scored_and_compared_with_its_base(results, tmp_path):
+    cfg = _released_cfg(tmp_path)
+    runs = [r for _, r in P.aux_runs(cfg)]
+    assert "rb_tiny" in runs and "rb_tiny--seed1" in runs and "qwen25vl_tiny--seed1" in runs
+    assert P.aux_vlm_jobs(cfg) == P.aux_vlm_jobs(results)  # nothing is tuned here for it
+    assert ("rb_tiny", "base") in P.vqa_eval_jobs(cfg)  # its skill is measured like the others'
+    assert [(a.model, a.arm, a.run) for a in P.aux_arm_list(cfg)] == [
+        ("qwen25vl_tiny", "base", "qwen25vl_tiny"),
+        ("qwen25vl_tiny", "aux_pointing", "qwen25vl_tiny--aux_pointing"),
+        ("qwen25vl_tiny", "robobrain", "rb_tiny")]
+    for run, (k, n) in {"rb_tiny": (3, 4), "rb_tiny--seed1": (2, 4)}.items():
+        d = tmp_path / P.eval_dir("metaworld", run)
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"complete": True, "overall": {"n": n, "successes": k}}))
+    d = tmp_path / P.vqa_eval_dir("rb_tiny", "base")
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(
+        {t: {"n": 6, "accuracy": a} for t, a in {"general_vqa": 0.6, "pointing": 0.9}.items()}))
+    df = aux.aux_table(cfg).set_index("arm")
+    rb, base = df.loc["robobrain"], df.loc["base"]
+    assert rb.model == "qwen25vl_tiny" and rb.vqa_task == "" and rb.general_vqa_acc == 0.6
+    assert (rb.trials, rb.successes, rb.seed_success_pct) == (8, 5, "75.0;50.0")
+    assert rb.p_value == pytest.approx(sps.fisher_exact([[5, 3], [1, 7]]).pvalue, abs=1e-4)
+    assert rb.delta_pct == pytest.approx(62.5 - 12.5)
+    matrix = aux.vqa_matrix(cfg)
+    assert matrix[matrix["vlm"] == "robobrain"].iloc[0]["pointing"] == 0.9
+    md = aux.to_markdown(aux.aux_table(cfg), matrix)
+    assert "| qwen25vl_tiny | robobrain | released VLM |" in md
+
+
+def test_a_released_arm_is_checked(tmp_path):
+    from vlm4vla.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'experiments\.aux\.released\.qwen25vl_tiny\.robobrain' names "
+                                          r"model 'nope', which is not defined"):
+        _released_cfg(tmp_path, released="{qwen25vl_tiny: {robobrain: nope}}")
+    with pytest.raises(ConfigError, match=r"released model 'rb_tiny' has backbone 'paligemma', its base "
+                                          r"'qwen25vl_tiny' has 'qwen2_5_vl'"):
+        _released_cfg(tmp_path, rb_backbone="paligemma")
+    with pytest.raises(ConfigError, match=r"arm names 'base' and 'aux_<task>' are the pipeline's own"):
+        _released_cfg(tmp_path, released="{qwen25vl_tiny: {aux_pointing: rb_tiny}}")

@@ -240,6 +240,27 @@ def _check_vqa_references(cfg: dict) -> None:
                 raise ConfigError(f"config key 'experiments.{exp_name}.models' names model '{m}', whose "
                                   f"backbone '{cfg['models'][m]['backbone']}' has no language-model head "
                                   "path (VQA fine-tuning); use a VQA-capable family")
+    from vlm4vla.pipeline.runs import AUX_PREFIX
+
+    for base, arms in sorted(((exps.get("aux") or {}).get("released") or {}).items()):
+        for arm, m in sorted({"": base, **arms}.items()):
+            where = f"experiments.aux.released.{base}" + (f".{arm}" if arm else "")
+            if m not in cfg["models"]:
+                raise ConfigError(f"config key '{where}' names model '{m}', which is not defined under "
+                                  f"'models' (defined: {', '.join(sorted(cfg['models']))})")
+            if cfg["models"][m]["backbone"] != cfg["models"][base]["backbone"]:
+                raise ConfigError(f"config key '{where}': released model '{m}' has backbone "
+                                  f"'{cfg['models'][m]['backbone']}', its base '{base}' has "
+                                  f"'{cfg['models'][base]['backbone']}'; a released arm is a tuning "
+                                  "of its base, so both must be of one family")
+            if not supports_vqa(cfg["models"][m]["backbone"]):
+                raise ConfigError(f"config key '{where}' names model '{m}', whose backbone "
+                                  f"'{cfg['models'][m]['backbone']}' has no language-model head path "
+                                  "(its VQA skill is measured); use a VQA-capable family")
+        if arms.keys() & {"base", *(AUX_PREFIX + t for t in exps["aux"]["tasks"])}:
+            raise ConfigError(f"config key 'experiments.aux.released.{base}': arm names 'base' and "
+                              f"'{AUX_PREFIX}<task>' are the pipeline's own arms; name the released "
+                              "arm after its VLM (e.g. robobrain2)")
     if exps.get("aux"):
         for t in exps["aux"]["tasks"]:
             if t not in vqa["tasks"]:

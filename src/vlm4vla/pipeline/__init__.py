@@ -25,8 +25,8 @@ from .runs import (  # noqa: F401
     VARIANT_SEP, base_model_cfg, model_cfg, parse_run, pretrain_input, run_name, run_seed,
     seeded, split_run, start_model, start_vlm, start_vlm_input)
 from .experiments import (  # noqa: F401
-    RUN_TABLES, RunTable, ablation_runs, active_tables, all_runs, aux_arms, aux_runs,
-    aux_vlm_jobs, capability_runs, init_runs, main_grid, main_runs, pretrain_jobs, stage1_jobs,
+    RUN_TABLES, AuxArm, RunTable, ablation_runs, active_tables, all_runs, aux_arm_list, aux_arms,
+    aux_runs, aux_vlm_jobs, capability_runs, init_runs, main_grid, main_runs, pretrain_jobs, stage1_jobs,
     supports_vqa, table_runs, vision_runs, vqa_eval_jobs)
 from .specs import (  # noqa: F401
     BENCH_EVAL_KEYS, BENCH_TRAIN_KEYS, EVAL_ONLY_KEYS, EVAL_VIEW_KEYS, aux_spec, capability_spec, demo_spec,

@@ -43,20 +43,49 @@ def init_runs(cfg: dict) -> list[tuple[str, str]]:
                   for r in (m, run_name(m, "scratch")))
 
 
+@dataclass(frozen=True)
+class AuxArm:
+    """One arm of Figure 4: the VLA runs `run` (seeded) start from VLM (vlm_model, vlm).
+    arm "base": the model's VLM as it is; aux_<task>: that VLM tuned here on a VQA task;
+    a released arm: another model, a VLM someone else tuned from the same base and released
+    (e.g. RoboBrain2 from Qwen2.5-VL-7B), compared with that base."""
+    model: str  # the base model the arm is compared with
+    arm: str
+    run: str  # run name before the seed suffix
+    vlm_model: str
+    vlm: str  # "base" or aux_<task>
+    task: str = ""  # the VQA task the arm was tuned on here ("" for base and released arms)
+
+
+def aux_arm_list(cfg: dict) -> list[AuxArm]:
+    """Figure 4's arms, per base model (sorted): base, aux_<task> (config order), released."""
+    exp = cfg["experiments"].get("aux")
+    if not exp:
+        return []
+    released = exp.get("released", {})
+    arms = []
+    for m in sorted(set(exp["models"]) | set(released)):
+        arms.append(AuxArm(m, "base", m, m, "base"))
+        if m in exp["models"]:
+            arms += [AuxArm(m, AUX_PREFIX + t, f"{m}{VARIANT_SEP}{AUX_PREFIX}{t}", m, AUX_PREFIX + t, t)
+                     for t in exp["tasks"]]
+        arms += [AuxArm(m, a, r, r, "base") for a, r in sorted(released.get(m, {}).items())]
+    return arms
+
+
 def aux_arms(cfg: dict) -> list[str]:
-    """The start points of Figure 4: "base" (the VLM as it is) and aux_<task> per task."""
+    """The tuned-here start points of Figure 4: "base" (the VLM as it is) and aux_<task> per task."""
     exp = cfg["experiments"].get("aux")
     return ["base", *(AUX_PREFIX + t for t in exp["tasks"])] if exp else []
 
 
 def aux_runs(cfg: dict) -> list[tuple[str, str]]:
-    """(benchmark, run) pairs of Figure 4: every model x arm x seed on every benchmark."""
+    """(benchmark, run) pairs of Figure 4: every arm x seed on every benchmark."""
     exp = cfg["experiments"].get("aux")
     if not exp:
         return []
-    return sorted((b, seeded(m if arm == "base" else f"{m}{VARIANT_SEP}{arm}", k))
-                  for b in exp["benchmarks"] for m in exp["models"] for arm in aux_arms(cfg)
-                  for k in range(int(exp["seeds"])))
+    return sorted({(b, seeded(a.run, k)) for b in exp["benchmarks"] for a in aux_arm_list(cfg)
+                   for k in range(int(exp["seeds"]))})
 
 
 def vision_runs(cfg: dict) -> list[tuple[str, str]]:
@@ -120,8 +149,7 @@ def supports_vqa(cfg: dict, model: str) -> bool:
 
 def aux_vlm_jobs(cfg: dict) -> list[tuple[str, str]]:
     """(model, aux_<task>) VLM fine-tunings of Figure 4."""
-    exp = cfg["experiments"].get("aux")
-    return sorted((m, a) for m in exp["models"] for a in aux_arms(cfg)[1:]) if exp else []
+    return sorted({(a.vlm_model, a.vlm) for a in aux_arm_list(cfg) if a.task})
 
 
 def capability_runs(cfg: dict) -> list[tuple[str, str]]:
@@ -137,8 +165,7 @@ def capability_runs(cfg: dict) -> list[tuple[str, str]]:
 def vqa_eval_jobs(cfg: dict) -> list[tuple[str, str]]:
     """(model, vlm) VQA evaluations: Figure 4's base + tuned VLMs, and (measured mode) the
     start VLM of every Figure 3 point whose family has a language-model head."""
-    jobs = {(m, a) for m in (cfg["experiments"].get("aux") or {}).get("models", [])
-            for a in aux_arms(cfg)}
+    jobs = {(a.vlm_model, a.vlm) for a in aux_arm_list(cfg)}
     exp = cfg["experiments"].get("capability")
     if exp and exp["x"] == "measured":
         jobs |= {start_vlm(r) for _, r in capability_runs(cfg) if supports_vqa(cfg, start_vlm(r)[0])}

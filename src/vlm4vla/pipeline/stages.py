@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 from . import paths as D
-from .experiments import (RUN_TABLES, active_tables, all_runs, aux_arms, aux_runs, aux_vlm_jobs,
+from .experiments import (RUN_TABLES, active_tables, all_runs, aux_arm_list, aux_runs, aux_vlm_jobs,
                           capability_runs, pretrain_jobs, stage1_jobs, table_runs, vqa_eval_jobs)
 from .runs import PRETRAIN_VLM, pretrain_input, start_vlm, start_vlm_input
 from . import specs as S
@@ -90,8 +90,7 @@ def _vqa_metrics(jobs) -> list[str]:
 
 def _aux_inputs(cfg) -> dict:
     return {"evals": [f"{D.eval_dir(b, r)}/summary.json" for b, r in aux_runs(cfg)],
-            "vqa": _vqa_metrics((m, a) for m in cfg["experiments"]["aux"]["models"]
-                                for a in aux_arms(cfg))}
+            "vqa": _vqa_metrics(dict.fromkeys((a.vlm_model, a.vlm) for a in aux_arm_list(cfg)))}
 
 
 def _capability_inputs(cfg) -> dict:

@@ -1,6 +1,8 @@
 """Figure 4's table: does a VLM made better at an embodied skill make a better VLA?
 
-For every model and auxiliary VQA task ("arm" aux_<task>; the plain VLM is arm "base"):
+For every model and auxiliary VQA task ("arm" aux_<task>; the plain VLM is arm "base"; a
+VLM someone else tuned from that model and released, e.g. RoboBrain2, is an arm of its own
+named in experiments.aux.released, with no skill column of its own):
 - the skill, measured: the VLM's accuracy on that task's held-out VQA split before (base)
   and after the auxiliary fine-tuning (plus abs-rel error for metric-depth questions);
 - the control, measured: closed-loop success of the VLA trained from that VLM, per
@@ -34,45 +36,40 @@ def eval_summary(benchmark: str, run: str) -> dict:
     return s
 
 
-def _arm_run(model: str, arm: str, k: int) -> str:
-    return P.seeded(model if arm == "base" else f"{model}{P.VARIANT_SEP}{arm}", k)
-
-
 def aux_table(cfg: dict) -> pd.DataFrame:
     exp = cfg["experiments"]["aux"]
     seeds = int(exp["seeds"])
     rows = []
-    for model in sorted(exp["models"]):
+    for a in P.aux_arm_list(cfg):
+        model, arm, task = a.model, a.arm, a.task
         base_vqa = vqa_metrics(model, "base")
-        for arm in P.aux_arms(cfg):
-            task = "" if arm == "base" else arm[len(P.AUX_PREFIX):]
-            tuned = base_vqa if arm == "base" else vqa_metrics(model, arm)
-            vqa = {"vqa_task": task, "vqa_n": None, "vqa_base_acc": None, "vqa_tuned_acc": None,
-                   "vqa_delta": None, "vqa_base_abs_rel": None, "vqa_tuned_abs_rel": None}
-            if task:
-                if task not in base_vqa or task not in tuned:
-                    raise ValueError(f"VQA metrics of {model} have no {task!r} task: is it in "
-                                     "vqa.tasks with eval records?")
-                b, t = base_vqa[task], tuned[task]
-                vqa.update(vqa_n=b["n"], vqa_base_acc=round(b["accuracy"], 4),
-                           vqa_tuned_acc=round(t["accuracy"], 4),
-                           vqa_delta=round(t["accuracy"] - b["accuracy"], 4))
-                if "abs_rel" in b:
-                    vqa.update(vqa_base_abs_rel=round(b["abs_rel"], 4),
-                               vqa_tuned_abs_rel=round(t["abs_rel"], 4))
-            general = tuned.get("general_vqa", {}).get("accuracy")
-            for bench in sorted(exp["benchmarks"]):
-                per_seed = [eval_summary(bench, _arm_run(model, arm, k))["overall"] for k in range(seeds)]
-                n = sum(int(o["n"]) for o in per_seed)
-                s = sum(int(o["successes"]) for o in per_seed)
-                lo, hi = wilson_interval(s, n)
-                rows.append({"benchmark": bench, "model": model, "arm": arm, **vqa,
-                             "general_vqa_acc": None if general is None else round(general, 4),
-                             "seeds": seeds,
-                             "seed_success_pct": ";".join(
-                                 f"{100 * int(o['successes']) / int(o['n']):.1f}" for o in per_seed),
-                             "trials": n, "successes": s, "success_pct": round(100 * s / n, 2),
-                             "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2)})
+        tuned = vqa_metrics(a.vlm_model, a.vlm)
+        vqa = {"vqa_task": task, "vqa_n": None, "vqa_base_acc": None, "vqa_tuned_acc": None,
+               "vqa_delta": None, "vqa_base_abs_rel": None, "vqa_tuned_abs_rel": None}
+        if task:
+            if task not in base_vqa or task not in tuned:
+                raise ValueError(f"VQA metrics of {model} have no {task!r} task: is it in "
+                                 "vqa.tasks with eval records?")
+            b, t = base_vqa[task], tuned[task]
+            vqa.update(vqa_n=b["n"], vqa_base_acc=round(b["accuracy"], 4),
+                       vqa_tuned_acc=round(t["accuracy"], 4),
+                       vqa_delta=round(t["accuracy"] - b["accuracy"], 4))
+            if "abs_rel" in b:
+                vqa.update(vqa_base_abs_rel=round(b["abs_rel"], 4),
+                           vqa_tuned_abs_rel=round(t["abs_rel"], 4))
+        general = tuned.get("general_vqa", {}).get("accuracy")
+        for bench in sorted(exp["benchmarks"]):
+            per_seed = [eval_summary(bench, P.seeded(a.run, k))["overall"] for k in range(seeds)]
+            n = sum(int(o["n"]) for o in per_seed)
+            s = sum(int(o["successes"]) for o in per_seed)
+            lo, hi = wilson_interval(s, n)
+            rows.append({"benchmark": bench, "model": model, "arm": arm, **vqa,
+                         "general_vqa_acc": None if general is None else round(general, 4),
+                         "seeds": seeds,
+                         "seed_success_pct": ";".join(
+                             f"{100 * int(o['successes']) / int(o['n']):.1f}" for o in per_seed),
+                         "trials": n, "successes": s, "success_pct": round(100 * s / n, 2),
+                         "ci95_low_pct": round(100 * lo, 2), "ci95_high_pct": round(100 * hi, 2)})
     df = pd.DataFrame(rows)
     ref = {(r.benchmark, r.model): r for r in df.itertuples() if r.arm == "base"}
     deltas, ps, sig = [], [], []
@@ -91,13 +88,11 @@ def aux_table(cfg: dict) -> pd.DataFrame:
 
 def vqa_matrix(cfg: dict) -> pd.DataFrame:
     """Accuracy of every VLM of the experiment (rows model/arm) on every VQA task (columns)."""
-    exp = cfg["experiments"]["aux"]
     rows = []
-    for model in sorted(exp["models"]):
-        for arm in P.aux_arms(cfg):
-            m = vqa_metrics(model, arm)
-            rows.append({"model": model, "vlm": arm,
-                         **{t: round(m[t]["accuracy"], 4) for t in sorted(m)}})
+    for a in P.aux_arm_list(cfg):
+        m = vqa_metrics(a.vlm_model, a.vlm)
+        rows.append({"model": a.model, "vlm": a.vlm if a.vlm_model == a.model else a.arm,
+                     **{t: round(m[t]["accuracy"], 4) for t in sorted(m)}})
     return pd.DataFrame(rows)
 
 
@@ -121,7 +116,8 @@ def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
             skill += f" (abs-rel {r.vqa_base_abs_rel:.3f} -> {r.vqa_tuned_abs_rel:.3f})"
         delta = "reference" if r.arm == "base" else f"{r.delta_pct:+.1f}"
         p = "" if r.arm == "base" else format_p(r.p_value)
-        lines.append(f"| {r.benchmark} | {r.model} | {r.arm} | {r.vqa_task or '-'} | {skill} | "
+        task = r.vqa_task or ("-" if r.arm == "base" else "released VLM")
+        lines.append(f"| {r.benchmark} | {r.model} | {r.arm} | {task} | {skill} | "
                      f"{_f(r.general_vqa_acc)} | {r.seed_success_pct.replace(';', ', ')} | "
                      f"{r.success_pct:.1f} [{r.ci95_low_pct:.1f}, {r.ci95_high_pct:.1f}] (n={r.trials}) | "
                      f"{delta} | {p} | {r.significant} |")
