@@ -6,7 +6,7 @@
 
 1. Sizes: each config/data/real_size/<model>.json built on the meta device through its
    family class (vlm4vla.models.real_size.size_report): parameters per freeze group,
-   ActionQuery, head, total, prompt length at 224 px, gap to the published total.
+   ActionQuery, head, total, prompt length of a 224 px frame, gap to the published total.
 2. Full-width step: per family, its smallest paper backbone with vision and text layers cut
    to 2 (all widths real), one float32 forward + backward of the policy on CPU, each in its
    own process (wall time, peak resident memory).
@@ -133,7 +133,7 @@ def write_doc(reports, steps, probes, per_gpu, global_batch, grad_accum) -> list
          "4). *Compared* = backbone + an untied LM head (the backbones are `*Model` classes with no "
          "LM head; a tied head is the word-embedding matrix, already counted), against the "
          "published total. Prompt = the LIBERO-10 instruction \"" + rs.INSTRUCTION + "\" in the "
-         "family's template with the image tokens at 224 px (InternVL: upsampled to 448, as the "
+         "family's template with the image tokens of a 224 px frame (Qwen and InternVL: upsampled to 448, as the "
          "paper's code does) and the ActionQuery; `runtime` = the text counted with the family's "
          "offline BPE (PaliGemma's and Kosmos-2's SentencePiece vocabularies are not available "
          "offline, so their text-token counts are approximate; image tokens are exact).", "",
@@ -164,7 +164,7 @@ def write_doc(reports, steps, probes, per_gpu, global_batch, grad_accum) -> list
     if steps:
         L += ["", "## Full-width step (2 layers, real widths) on CPU", "",
               "Per family its smallest paper backbone, every width real (hidden sizes, heads, "
-              "vocabulary, image-token count at 224 px), vision and text layers cut to 2, batch 2 "
+              "vocabulary, image-token count of a 224 px frame as paper.yaml resizes it), vision and text layers cut to 2, batch 2 "
               "(two LIBERO-10 instructions of different length, so right padding sits before the "
               "ActionQuery), float32 (this pipeline's CPU dtype), one forward + backward through "
               "`VLAPolicy` + the action loss, each in its own process. Checked: hidden states "

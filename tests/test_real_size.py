@@ -19,7 +19,10 @@ from vlm4vla.models.policy import VLAPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = rs.spec_names()
-PAPER_MODELS = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["models"]
+PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+PAPER_MODELS = PAPER["models"]
+# the paper's ten backbones: its main table (Figure 4's released RoboBrain2 is a Qwen2.5-VL-7B
+# tuning, the qwen2_5_vl_7b architecture)
 _REPORTS: dict = {}
 
 
@@ -39,7 +42,7 @@ def head_params(hidden: int, chunk: int = 4, w: int = 1024) -> int:
 
 
 def test_ten_paper_backbones_have_specs():
-    assert sorted(NAMES) == sorted(PAPER_MODELS)
+    assert sorted(NAMES) == sorted(PAPER["experiments"]["main"]["models"])
     for name in NAMES:
         spec = rs.load_spec(name)
         assert spec["source"].startswith("config.json of the HF repo (https://huggingface.co/")
@@ -85,12 +88,17 @@ def test_tolerance_check_can_fail():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_image_tokens_and_prompt_length(name):
-    """Image tokens at 224 px computed from the config by hand, against the family's prompt."""
+    """Image tokens of a 224 px frame computed from the config by hand (Qwen: resized as
+    paper.yaml's min_pixels says), against the family's prompt."""
     spec, r = rs.load_spec(name), report(name)
     cfg, v = spec["config"], spec["config"]["vision_config"]
     kind = cfg["model_type"]
-    if kind.startswith("qwen"):
-        want = (224 // v["patch_size"]) ** 2 // v["spatial_merge_size"] ** 2  # 64 / 49
+    if kind.startswith("qwen"):  # paper.yaml's min_pixels (the official 28*28*256): 224 -> 448
+        from vlm4vla.models.backbones.qwen_vl import smart_side
+        patch, merge = v["patch_size"], v["spatial_merge_size"]
+        side = smart_side(224, patch * merge, rs.paper_model_cfg(name)["min_pixels"])
+        assert side == r["image_side"] == 448
+        want = (side // patch) ** 2 // merge ** 2  # 256 / 196
     elif kind == "paligemma":
         want = (224 // v["patch_size"]) ** 2  # 256
     elif kind == "kosmos-2":

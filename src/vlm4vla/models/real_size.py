@@ -9,7 +9,8 @@ the constructor `from_saved` uses), and through `VLAPolicy` for the ActionQuery 
 
 - `size_report(name)`: the architecture built on the meta device (no memory, no download):
   parameters per freeze group (the family's `groups()`), ActionQuery, action head (width 1024,
-  the paper's), total, the prompt length at 224 px, and the gap to the published total (the
+  the paper's), total, the prompt length of a 224 px frame (as paper.yaml's model entry
+  resizes it: Qwen to 448), and the gap to the published total (the
   backbones are `*Model` classes without an LM head, so an untied head is added back for
   that comparison; a tied one is the word-embedding matrix, counted once).
 - `full_width_step(name)`: the same config with the vision and text layer counts cut to 2,
@@ -119,13 +120,25 @@ def cut_layers(spec: dict, layers: int, experts: int | None = None) -> dict:
     return cfg
 
 
+def paper_model_cfg(name: str) -> dict:
+    """The backbone's model entry in config/paper.yaml ({} if it has none): its settings
+    (e.g. Qwen's min_pixels, which upsamples 224 px frames to 448 as the official processor
+    does) decide the image-token count the paper-scale runs see."""
+    import yaml
+
+    models = yaml.safe_load((REPO / "config" / "paper.yaml").read_text(encoding="utf-8"))["models"]
+    return dict(models.get(name) or {})
+
+
 def build_backbone(spec: dict, config: dict | None = None, tokenizer=None, device: str = "meta"):
-    """The family's backbone for `config` (default: the full published one) on `device`."""
+    """The family's backbone for `config` (default: the full published one) on `device`, with
+    the paper.yaml model entry's settings applied."""
     if tokenizer is None:
         tokenizer, _ = tokenizer_for(spec)
     cls = get_backbone(spec["backbone"])
     with torch.device(device):
-        return cls.from_config(config if config is not None else spec["config"], tokenizer)
+        return cls.from_config(config if config is not None else spec["config"], tokenizer,
+                               paper_model_cfg(spec["model"]))
 
 
 def depth(spec: dict) -> tuple[int, int]:

@@ -95,12 +95,15 @@ class HFBackbone(VLMBackbone):
         return cls.from_config(backbone_config, Tokenizer.from_str(tokenizer_json))
 
     @classmethod
-    def from_config(cls, config_dict: dict, tokenizer) -> "HFBackbone":
+    def from_config(cls, config_dict: dict, tokenizer, model_cfg: dict | None = None) -> "HFBackbone":
         """The architecture of a config dict (`saved_config()` output or a published
         config.json) with random weights and no download. Under `torch.device("meta")` this
-        sizes a real checkpoint without allocating it (models/real_size.py)."""
+        sizes a real checkpoint without allocating it (models/real_size.py); `model_cfg`: a
+        model entry whose settings apply as `build` applies them (e.g. Qwen's min_pixels)."""
         config = cls.config_cls.from_dict(config_dict)
         config._attn_implementation = cls.attn_implementation
+        if model_cfg:
+            cls.configure(config, model_cfg)
         return cls(cls.model_cls(config), tokenizer)
 
     def groups(self):
