@@ -2,7 +2,8 @@
 # One-step install on a fresh Debian/Ubuntu machine (CPU only):
 #   1. Mesa EGL/OSMesa so MuJoCo renders without a GPU or a display,
 #   2. the CPU build of torch FIRST, so nothing later can pull a multi-GB CUDA build,
-#   3. this project (editable) with its test extras.
+#   3. this project (editable) with its test extras,
+# all at the versions of constraints.txt.
 # Installs into the active Python environment (make and activate a venv first if you want one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,9 @@ else
 fi
 
 PY="${PYTHON:-python3}"
-"$PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-"$PY" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# constraints.txt: the exact versions the published numbers were measured with (see its header)
+"$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0"
+"$PY" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 "$PY" - <<'PYCHECK'
 import torch, transformers, snakemake, dvc, metaworld, mujoco
 assert not torch.version.cuda, "a CUDA torch was installed; reinstall with: pip install torch==2.13.0"
