@@ -67,3 +67,47 @@ def test_reproduced_only_for_the_paper_backbone_on_the_paper_suite():
                    ("calvin_abc_d", "metaworld"): "stand-in benchmark"}
     md = to_markdown(df)  # the run cell names its benchmark: two runs under one paper row
     assert "| big on libero |" in md and "| big on metaworld |" in md
+
+
+def test_figure_4_arms_are_matched_by_their_dataset():
+    """The paper's "auxiliary" rows (Figure 4, CALVIN average length) against Figure 4's
+    table: base = baseline, aux_<task> = the dataset its VQA file is, a released arm by name;
+    an arm tuned on simulator VQA is none of the paper's."""
+    from conftest import REPO
+    from vlm4vla.config import load_config
+    from vlm4vla.report.paper_compare import aux_as_table
+
+    cfg = load_config([REPO / "config/config.yaml", REPO / "config/paper.yaml"])
+    reported = pd.read_csv(REPO / "config/data/paper_reported.csv")
+    reported = reported[reported["experiment"] == "auxiliary"]
+
+    def row(model, arm, avg, delta, p):
+        return {"benchmark": "calvin", "model": model, "arm": arm, "seeds": 3, "trials": 3000,
+                "successes": 2900, "success_pct": 96.7, "ci95_low_pct": 96.0, "ci95_high_pct": 97.3,
+                "metric": "avg_len", "avg_len": avg, "avg_len_ci95_low": avg - 0.05,
+                "avg_len_ci95_high": avg + 0.05, "delta_pct": None, "delta_avg_len": delta, "p_value": p}
+    aux = pd.DataFrame([row("qwen2_5_vl_3b", "base", 3.80, None, None),
+                        row("qwen2_5_vl_3b", "aux_pointing", 3.70, -0.10, 0.001),
+                        row("qwen2_5_vl_3b", "aux_spatial_qa", 3.81, 0.01, 0.8),
+                        row("qwen2_5_vl_3b", "aux_embodied_qa", 3.60, -0.20, 0.0001),
+                        row("qwen2_5_vl_7b", "base", 4.00, None, None),
+                        row("qwen2_5_vl_7b", "robobrain2", 3.90, -0.10, 0.01)])
+    assert list(aux_as_table(cfg, aux)["variant"]) == ["full", "robopoint", "vica332k", "robo2vlm",
+                                                        "full", "robobrain2"]
+    df = compare(cfg, reported, {"auxiliary": aux}).set_index(["paper_backbone", "variant"])
+    rp = df.loc[("Qwen2.5-VL-3B", "robopoint")]
+    assert rp.status == "reproduced" and rp.run == "qwen2_5_vl_3b aux_pointing (3 seeds pooled)"
+    assert rp.reproduced_avg_len == 3.70 and rp.reproduced_delta_vs_full == -0.10
+    assert abs(rp.paper_delta_vs_full - (3.77 - 3.83)) < 1e-9 and rp.same_direction == "yes"
+    assert df.loc[("Qwen2.5-VL-3B", "vica332k")].same_direction == "not significant"
+    assert df.loc[("Qwen2.5-VL-7B", "robobrain2")].same_direction == "yes"
+    for missing in [("Qwen2.5-VL-3B", "bridge_vqa"), ("Qwen2.5-VL-7B", "omni_generation"),
+                    ("Qwen2.5-VL-7B", "vqa_mix")]:
+        assert df.loc[missing].status == "not run in this configuration"
+    md = to_markdown(df.reset_index())
+    assert "| auxiliary | Qwen2.5-VL-7B | robobrain2 | calvin_abc_d | 3.78 avg_len | reproduced |" in md
+    # the embedded default: simulator-generated pointing / depth tuning name no paper arm
+    default = load_config([REPO / "config/config.yaml"])
+    tiny = pd.DataFrame([{**row("qwen25vl_tiny", a, 3.0, None, None), "benchmark": "metaworld"}
+                         for a in ("base", "aux_pointing", "aux_depth")])
+    assert list(aux_as_table(default, tiny)["variant"]) == ["full"]

@@ -191,3 +191,43 @@ def test_a_released_arm_is_checked(tmp_path):
         _released_cfg(tmp_path, rb_backbone="paligemma")
     with pytest.raises(ConfigError, match=r"arm names 'base' and 'aux_<task>' are the pipeline's own"):
         _released_cfg(tmp_path, released="{qwen25vl_tiny: {aux_pointing: rb_tiny}}")
+
+
+# --- Figure 4 on a chain benchmark (the paper's: CALVIN, average length) ---------------------
+
+CHAINS = {"qwen25vl_tiny": [0, 1, 1, 2], "qwen25vl_tiny--seed1": [1, 0, 2, 1],
+          "qwen25vl_tiny--aux_pointing": [3, 5, 4, 2], "qwen25vl_tiny--aux_pointing--seed1": [5, 4, 3, 4]}
+
+
+def test_aux_table_on_a_chain_benchmark_reports_average_length(results, monkeypatch):
+    from vlm4vla.eval.chains import chain_metrics
+    from vlm4vla.report.stats import permutation_p
+
+    for run, lengths in CHAINS.items():  # CALVIN-style records of every run of the figure
+        d = P.eval_dir("metaworld", run)
+        with open(f"{d}/episodes.jsonl", "w") as f:
+            f.writelines(json.dumps({"chain": i, "completed": n}) + "\n" for i, n in enumerate(lengths))
+        with open(f"{d}/summary.json", "w") as f:
+            json.dump({"complete": True, "overall": {"n": 4, "successes": sum(n > 0 for n in lengths)},
+                       "chains": chain_metrics(lengths, 5)}, f)
+    df = aux.aux_table(results).set_index("arm")
+    tuned, base = df.loc["aux_pointing"], df.loc["base"]
+    pooled_t = CHAINS["qwen25vl_tiny--aux_pointing"] + CHAINS["qwen25vl_tiny--aux_pointing--seed1"]
+    pooled_b = CHAINS["qwen25vl_tiny"] + CHAINS["qwen25vl_tiny--seed1"]
+    assert tuned.metric == "avg_len" and tuned.avg_len == pytest.approx(np.mean(pooled_t))
+    assert tuned.seed_avg_len == "3.500;4.000" and base.avg_len == pytest.approx(1.0)
+    assert tuned.avg_len_ci95_low < tuned.avg_len < tuned.avg_len_ci95_high
+    assert tuned.success_after_5_pct == pytest.approx(100 * 2 / 8)
+    assert tuned.delta_avg_len == pytest.approx(np.mean(pooled_t) - np.mean(pooled_b))
+    assert tuned.p_value == pytest.approx(permutation_p(pooled_t, pooled_b), abs=1e-4)
+    assert pd.isna(tuned.delta_pct) and tuned.significant == "yes"
+    md = aux.to_markdown(aux.aux_table(results), aux.vqa_matrix(results))
+    assert "avg len 3.75 [" in md and "(8 chains)" in md and "+2.75 subtasks" in md
+    assert "avg len 0.500, 1.000" not in md and "avg len 1.000, 1.000" in md  # per seed
+    assert "permutation test over the pooled chains" in md and "- metaworld:" not in md  # no power line
+    seen = _captured(monkeypatch)
+    figures.aux_figure(aux.aux_table(results), "a.png", "a.svg")
+    control = seen["fig"].axes[1]
+    assert control.get_ylabel() == "VLA average length (per seed)"
+    dots = sorted(sorted(d.get_ydata()) for d in control.lines if d.get_marker() == "o")
+    assert dots == [[1.0, 1.0], [3.5, 4.0]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .runs import (AUX_PREFIX, LABEL_KEYS, STAGE1, base_model_cfg, model_cfg, parse_run, run_seed,
                    split_run, start_model)
-from .experiments import active_tables, aux_runs, capability_runs, table_runs
+from .experiments import active_tables, aux_arm_list, aux_runs, capability_runs, table_runs
 from .trace import pick, without
 
 
@@ -132,5 +132,13 @@ def _table_models_and_benchmarks(cfg: dict) -> tuple[list[str], list[str]]:
 
 def paper_spec(cfg: dict) -> dict:
     models, benches = _table_models_and_benchmarks(cfg)
-    return {"models": {m: cfg["models"][m].get("paper_name") for m in models},
+    spec = {"models": {m: cfg["models"][m].get("paper_name") for m in models},
             "benchmarks": {b: cfg["benchmarks"][b].get("paper_name") for b in benches}}
+    if cfg["experiments"].get("aux"):  # Figure 4's arms are named by their VQA dataset's format
+        files = cfg["vqa"].get("files", {})  # an aux experiment has a vqa section (validated)
+        arms = aux_arm_list(cfg)
+        spec["models"].update({a.model: cfg["models"][a.model].get("paper_name") for a in arms})
+        spec["benchmarks"].update({b: cfg["benchmarks"][b].get("paper_name")
+                                   for b in cfg["experiments"]["aux"]["benchmarks"]})
+        spec["aux_formats"] = {a.task: files.get(a.task, {}).get("format") for a in arms if a.task}
+    return spec

@@ -93,6 +93,13 @@ def _aux_inputs(cfg) -> dict:
             "vqa": _vqa_metrics(dict.fromkeys((a.vlm_model, a.vlm) for a in aux_arm_list(cfg)))}
 
 
+def _paper_tables(cfg) -> list[tuple[str, str]]:
+    """(paper experiment, CSV) the paper-vs-reproduced table reads: the run tables, and
+    Figure 4's table as the paper's "auxiliary" experiment when it is configured."""
+    tables = [(t, D.table_paths(t)["csv"]) for t in active_tables(cfg)]
+    return tables + ([("auxiliary", D.AUX_TABLE["csv"])] if cfg["experiments"].get("aux") else [])
+
+
 def _capability_inputs(cfg) -> dict:
     runs = capability_runs(cfg)
     starts = {start_vlm(r) for _, r in runs}
@@ -152,10 +159,9 @@ STAGES: dict[str, Stage] = {
     "table_paper_vs_reproduced": Stage(
         script="table_paper_vs_reproduced", heavy=False, artifact=True,
         inputs=lambda cfg: {"reported": [D.PAPER_REPORTED],
-                            "tables": [D.table_paths(t)["csv"] for t in active_tables(cfg)]},
+                            "tables": [p for _, p in _paper_tables(cfg)]},
         outputs=lambda: dict(D.TABLE_PAPER),
-        extra=lambda cfg: {"tables": " ".join(f"--table {t}={D.table_paths(t)['csv']}"
-                                              for t in active_tables(cfg))},
+        extra=lambda cfg: {"tables": " ".join(f"--table {t}={p}" for t, p in _paper_tables(cfg))},
         args=("--reported {input.reported}", "{tables}", "--out-csv {output.csv}", "--out-md {output.md}"),
         spec=S.paper_spec, report={"md": ("report/table_paper_vs_reproduced.rst", "Tables")},
         code=("src/vlm4vla/report/paper_compare.py", "src/vlm4vla/report/stats.py")),
@@ -221,7 +227,7 @@ STAGES: dict[str, Stage] = {
         spec=S.aux_spec, report={"md": ("report/table_aux.rst", "Tables"),
                                  "png": ("report/figure_aux.rst", "Figures")},
         code=("src/vlm4vla/report/aux.py", "src/vlm4vla/report/stats.py", "src/vlm4vla/report/figures.py",
-              "src/vlm4vla/eval/metrics.py")),
+              "src/vlm4vla/report/tables.py", "src/vlm4vla/eval/metrics.py", "src/vlm4vla/eval/chains.py")),
     # Figure 3: general capability of the start VLM vs VLA success
     "figure_capability": Stage(
         script="figure_capability", heavy=False, artifact=True, jobs=_if("capability"),

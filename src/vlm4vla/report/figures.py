@@ -59,8 +59,9 @@ def main_figure(table_csv: str, png_path: str, svg_path: str) -> None:
 
 def aux_figure(df: pd.DataFrame, png_path: str, svg_path: str) -> None:
     """Figure 4. Left: each auxiliary task's VQA accuracy before and after tuning (the skill
-    went up?). Then one panel per benchmark: VLA success % per arm, a box over seeds with
-    every seed's value as a dot (did control go up?)."""
+    went up?). Then one panel per benchmark: VLA success % per arm (on a chain benchmark,
+    CALVIN's average length), a box over seeds with every seed's value as a dot (did control
+    go up?)."""
     benches = sorted(df["benchmark"].unique())
     skill = df[df["vqa_task"].fillna("") != ""].drop_duplicates(["model", "arm"])
     with plt.style.context("default"):
@@ -79,7 +80,9 @@ def aux_figure(df: pd.DataFrame, png_path: str, svg_path: str) -> None:
         ax.legend(fontsize=8, frameon=False)
         for ax, bench in zip(axes[0, 1:], benches):
             sub = df[df["benchmark"] == bench]  # aux_table order: per model, base first
-            vals = [[float(v) for v in str(s).split(";")] for s in sub["seed_success_pct"]]
+            chained = "metric" in sub.columns and (sub["metric"] == "avg_len").all()
+            per_seed = sub["seed_avg_len"] if chained else sub["seed_success_pct"]
+            vals = [[float(v) for v in str(s).split(";")] for s in per_seed]
             pos = np.arange(len(sub))
             ax.boxplot(vals, positions=pos, widths=0.5, showfliers=False)
             for p, v in zip(pos, vals):
@@ -87,8 +90,12 @@ def aux_figure(df: pd.DataFrame, png_path: str, svg_path: str) -> None:
                         color="#1f77b4", alpha=0.8)
             names = [f"{r.model}\n{r.arm}" if sub["model"].nunique() > 1 else r.arm for r in sub.itertuples()]
             ax.set_xticks(pos, names, fontsize=8, rotation=20)
-            ax.set_ylim(-3, 103)
-            ax.set_ylabel("VLA success % (per seed)")
+            if chained:  # CALVIN's metric: subtasks completed per chain, 0..chain length
+                ax.set_ylim(-0.1, 5.1)
+                ax.set_ylabel("VLA average length (per seed)")
+            else:
+                ax.set_ylim(-3, 103)
+                ax.set_ylabel("VLA success % (per seed)")
             ax.set_title(f"Control: {bench}", fontsize=10)
         fig.tight_layout()
     _save(fig, png_path, svg_path)

@@ -16,11 +16,39 @@ import io
 import pandas as pd
 
 from vlm4vla.io import atomic_write_text
+from vlm4vla.pipeline.runs import AUX_PREFIX
 from vlm4vla.report.stats import ALPHA, format_p  # a delta is read only below ALPHA
 
 # paper variant name -> ours
 VARIANT_MAP = {"baseline": "full", "full_finetune": "full", "freeze_vision": "freeze_vision",
                "freeze_word_embeddings": "freeze_word_embeddings", "freeze_llm": "freeze_llm"}
+# Figure 4 (the paper's "auxiliary" experiment): the paper names an arm by its dataset; ours
+# are aux_<task>, whose dataset is the format of the task's VQA file (vqa.files.<task>.format)
+AUX_DATASETS = {"robopoint": "robopoint", "vica": "vica332k", "robo2vlm": "robo2vlm",
+                "bridgevqa": "bridge_vqa"}
+
+
+def aux_as_table(cfg: dict, aux: pd.DataFrame) -> pd.DataFrame:
+    """Figure 4's table (report/aux.py) in the run tables' shape, each arm named as the
+    paper names it: base -> full (the paper's 'baseline'), aux_<task> -> its VQA file's
+    dataset, a released arm (e.g. robobrain2) -> its own name. An arm tuned on simulator-
+    generated VQA (the embedded default's) is none of the paper's arms and is left out."""
+    files = (cfg.get("vqa") or {}).get("files", {})
+    rows = []
+    for r in aux.to_dict("records"):
+        arm = r["arm"]
+        if arm == "base":
+            variant = "full"
+        elif arm.startswith(AUX_PREFIX):
+            variant = AUX_DATASETS.get(files.get(arm[len(AUX_PREFIX):], {}).get("format"))
+            if variant is None:
+                continue
+        else:
+            variant = arm
+        seeds = int(r["seeds"])
+        rows.append({**r, "variant": variant,
+                     "run": f"{r['model']} {arm}" + (f" ({seeds} seeds pooled)" if seeds > 1 else "")})
+    return pd.DataFrame(rows)
 
 
 def direction_verdict(paper_delta: float, delta: float, p_value: float) -> str:
@@ -56,6 +84,8 @@ def backbone_scale(model: dict) -> str:
 
 def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per (paper row, matching reproduced run); unmatched paper rows kept."""
+    if "auxiliary" in tables:
+        tables = {**tables, "auxiliary": aux_as_table(cfg, tables["auxiliary"])}
     model_paper = {m: c.get("paper_name") for m, c in cfg["models"].items()}
     bench_paper = {b: c.get("paper_name") for b, c in cfg["benchmarks"].items()}
     paper_full = {(r.experiment, r.backbone, r.benchmark): r.value
@@ -66,7 +96,7 @@ def compare(cfg: dict, reported: pd.DataFrame, tables: dict[str, pd.DataFrame]) 
                 "paper_benchmark": r.benchmark, "metric": r.metric, "paper_value": r.value,
                 "paper_source": r.source}
         ours = tables.get(r.experiment)
-        variant = VARIANT_MAP.get(r.variant)
+        variant = VARIANT_MAP.get(r.variant, r.variant if r.experiment == "auxiliary" else None)
         matches = pd.DataFrame()
         if ours is not None and variant is not None and not ours.empty:
             models = [m for m, p in model_paper.items() if p == r.backbone]
