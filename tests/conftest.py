@@ -12,6 +12,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+CLIP_065 = {"bounds": "q01_q99", "clip": 0.65, "fixed_bound": 0.65}  # the Bridge / LIBERO recipe
+
+
+def tiny_training_step(demos_dir: Path, tmp_path: Path, chunk: int = 4, action_norm: dict = CLIP_065) -> dict:
+    """Two training steps of a tiny qwen2.5-VL (56 px) on a converted episode store: the
+    check every dataset loader's test ends with. Returns train_vla's info; the policy is
+    written to tmp_path / "pol"."""
+    from vlm4vla.train.vla import train_vla
+
+    model = {"backbone": "qwen2_5_vl", "init": "scratch", "freeze": [], "head_width": 32,
+             "arch": {"hidden_size": 32, "num_hidden_layers": 1, "image_size": 56}}
+    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "grad_clip": 1.0,
+             "weight_decay": 0.0, "checkpoint_every": 0, "log_every": 1}
+    return train_vla(model, train, chunk=chunk, demos_dir=demos_dir, out_dir=tmp_path / "pol",
+                     state_dir=tmp_path / "state", seed=0, threads=1, progress=False,
+                     action_norm=action_norm)
+
 
 def copy_repo(dst: Path) -> Path:
     """Copy the repository's source files (tracked + untracked, not ignored) into `dst`."""

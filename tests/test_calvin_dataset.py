@@ -8,6 +8,7 @@ from vlm4vla.data.calvin_dataset import convert_calvin, read_annotations, select
 from vlm4vla.data.dataset import ChunkDataset
 from vlm4vla.data.episodes import EpisodeStore
 from vlm4vla.data.normalize import ActionNormalizer
+from conftest import tiny_training_step
 
 SEGMENTS = [(0, 5, "open_drawer", "pull the handle to open the drawer"),
             (4, 9, "push_red_block_left", "go push the red block left"),
@@ -77,19 +78,13 @@ def test_missing_files_are_named(tmp_path):
 
 def test_a_training_step_runs_on_it(tmp_path):
     from vlm4vla.data.sources import build_demos
-    from vlm4vla.train.vla import train_vla
 
     root = write_calvin(tmp_path)
     bench = {"plugin": "calvin", "demos": {"source": "calvin", "path": str(root)}, "image_size": 56,
              "tasks": ["open_drawer", "push_red_block_left"], "demos_per_task": 10, "chunk": 10}
     build_demos(bench, tmp_path / "demos", seed=0)
-    model = {"backbone": "qwen2_5_vl", "init": "scratch", "freeze": [], "head_width": 32,
-             "arch": {"hidden_size": 32, "num_hidden_layers": 1, "image_size": 56}}
-    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "grad_clip": 1.0,
-             "weight_decay": 0.0, "checkpoint_every": 0, "log_every": 1}
-    info = train_vla(model, train, chunk=10, demos_dir=tmp_path / "demos", out_dir=tmp_path / "pol",
-                     state_dir=tmp_path / "state", seed=0, threads=1, progress=False,
-                     action_norm={"bounds": "fixed", "clip": 1.0, "fixed_bound": 0.65})
+    info = tiny_training_step(tmp_path / "demos", tmp_path, chunk=10,
+                              action_norm={"bounds": "fixed", "clip": 1.0, "fixed_bound": 0.65})
     assert info["norm_stats"]["kind"] == "fixed" and (tmp_path / "pol" / "policy.json").is_file()
 
 

@@ -23,6 +23,7 @@ av = pytest.importorskip("av")
 
 from vlm4vla.data import lerobot_v3 as lr  # noqa: E402
 from vlm4vla.data.episodes import EpisodeStore  # noqa: E402
+from conftest import tiny_training_step  # noqa: E402
 
 FPS = 10
 SIZE = 32  # fixture frame side (LeRobot's LIBERO ports: 256)
@@ -426,16 +427,9 @@ def test_demos_source_lerobot_v3_dispatches_and_names_a_missing_dataset(dataset,
 
 
 def test_a_training_step_runs_on_it(dataset, tmp_path):
-    from vlm4vla.train.vla import train_vla
 
     lr.convert_lerobot_v3(dataset[0], tmp_path / "demos", image_size=56)
-    model = {"backbone": "qwen2_5_vl", "init": "scratch", "freeze": [], "head_width": 32,
-             "arch": {"hidden_size": 32, "num_hidden_layers": 1, "image_size": 56}}
-    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "grad_clip": 1.0,
-             "weight_decay": 0.0, "checkpoint_every": 0, "log_every": 1}
-    info = train_vla(model, train, chunk=4, demos_dir=tmp_path / "demos", out_dir=tmp_path / "pol",
-                     state_dir=tmp_path / "state", seed=0, threads=1, progress=False,
-                     action_norm={"bounds": "q01_q99", "clip": 0.65, "fixed_bound": 0.65})
+    info = tiny_training_step(tmp_path / "demos", tmp_path)
     assert info["norm_stats"]["kind"] == "q01_q99_clip0.65" and (tmp_path / "pol" / "policy.json").is_file()
 
 

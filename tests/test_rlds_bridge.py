@@ -13,6 +13,7 @@ from PIL import Image
 
 from vlm4vla.data import rlds_bridge as rb
 from vlm4vla.data.episodes import EpisodeStore
+from conftest import tiny_training_step
 
 SIZE = 64  # fixture JPEG size (the release: 256)
 
@@ -244,17 +245,10 @@ def test_missing_folder_shards_split_and_keys_are_named(tmp_path):
 # --- training on the converted store -------------------------------------------------------------
 
 def test_a_training_step_runs_on_it(tmp_path):
-    from vlm4vla.train.vla import train_vla
 
     write_bridge(tmp_path / "data")
     rb.convert_bridge_rlds(tmp_path / "data", tmp_path / "demos", image_size=56)
-    model = {"backbone": "qwen2_5_vl", "init": "scratch", "freeze": [], "head_width": 32,
-             "arch": {"hidden_size": 32, "num_hidden_layers": 1, "image_size": 56}}
-    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "grad_clip": 1.0,
-             "weight_decay": 0.0, "checkpoint_every": 0, "log_every": 1}
-    info = train_vla(model, train, chunk=4, demos_dir=tmp_path / "demos", out_dir=tmp_path / "pol",
-                     state_dir=tmp_path / "state", seed=0, threads=1, progress=False,
-                     action_norm={"bounds": "q01_q99", "clip": 0.65, "fixed_bound": 0.65})
+    info = tiny_training_step(tmp_path / "demos", tmp_path)
     assert info["norm_stats"]["kind"] == "q01_q99_clip0.65" and (tmp_path / "pol" / "policy.json").is_file()
 
 

@@ -15,6 +15,7 @@ from vlm4vla.data import rlds_libero as rl
 from vlm4vla.data import tfds_records as tr
 from vlm4vla.data.episodes import EpisodeStore
 from vlm4vla.sim.libero_env import _suite
+from conftest import tiny_training_step
 
 SIZE = 64  # fixture JPEG size (the set: 256)
 SUITE = _suite("libero_10")
@@ -184,19 +185,12 @@ def test_errors_name_the_dataset_task_and_file(tmp_path):
 
 def test_demos_source_libero_rlds_and_a_training_step(tmp_path):
     from vlm4vla.data.sources import build_demos
-    from vlm4vla.train.vla import train_vla
 
     fixture(tmp_path / "modified_libero_rlds")
     bench = {"plugin": "libero", "tasks": TASKS, "image_size": 56, "demos_per_task": 50,
              "demos": {"source": "libero_rlds", "path": str(tmp_path / "modified_libero_rlds")}}
     assert build_demos(bench, tmp_path / "demos", seed=0)["episodes"] == 4
-    model = {"backbone": "qwen2_5_vl", "init": "scratch", "freeze": [], "head_width": 32,
-             "arch": {"hidden_size": 32, "num_hidden_layers": 1, "image_size": 56}}
-    train = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup_steps": 0, "grad_clip": 1.0,
-             "weight_decay": 0.0, "checkpoint_every": 0, "log_every": 1}
-    info = train_vla(model, train, chunk=4, demos_dir=tmp_path / "demos", out_dir=tmp_path / "pol",
-                     state_dir=tmp_path / "state", seed=0, threads=1, progress=False,
-                     action_norm={"bounds": "q01_q99", "clip": 0.65, "fixed_bound": 0.65})
+    info = tiny_training_step(tmp_path / "demos", tmp_path)
     assert info["norm_stats"]["kind"] == "q01_q99_clip0.65" and (tmp_path / "pol" / "policy.json").is_file()
     bench["demos"]["path"] = str(tmp_path / "absent")
     with pytest.raises(FileNotFoundError, match=r"absent: not a folder\. Expected OpenVLA's modified"):

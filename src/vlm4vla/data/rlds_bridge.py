@@ -249,17 +249,11 @@ def convert_bridge_rlds(root: str | Path, out_dir, image_size: int = 224, split:
         raise ValueError(f"{version_dir}: no episode of split {split!r} with an instruction and "
                          f">= 3 steps (skipped: {skipped})")
 
-    handle: dict = {}
+    reader = tr.ShardReader()
 
     def episode(i: int) -> Episode:
         k = kept[i]
-        path = shards[k.shard]
-        if handle.get("path") != path:
-            if handle.get("file"):
-                handle["file"].close()
-            handle.update(path=path, file=open(path, "rb"))
-        where = f"{path} (record at byte offset {k.offset})"
-        feats = parse_example(read_tfrecord_at(path, k.offset, f=handle["file"]), where)
+        feats, where = reader.features(shards[k.shard], k.offset)
         t = k.length + 2
         jpegs = _values(feats, IMAGE_KEY, "bytes_list", where)
         state = np.asarray(_values(feats, STATE_KEY, "float_list", where), np.float32).reshape(t, 7)
@@ -278,7 +272,6 @@ def convert_bridge_rlds(root: str | Path, out_dir, image_size: int = 224, split:
                         "seed": "index of the episode's record in the split (shard order)",
                         "shards": read})
     finally:
-        if handle.get("file"):
-            handle["file"].close()
+        reader.close()
     return {"tasks": {TASK: len(kept)}, "episodes": len(kept),
             "steps": int(sum(k.length for k in kept)), "skipped": skipped}

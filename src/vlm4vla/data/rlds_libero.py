@@ -194,17 +194,11 @@ def convert_libero_rlds(root: str | Path, out_dir, tasks, image_size: int = 224,
                          f"(episodes of other tasks: {skipped['other_task']}); is this the set "
                          f"of their suite ({', '.join(names)})?")
 
-    handle: dict = {}
+    reader = tr.ShardReader()
 
     def episode(i: int) -> Episode:
         k = kept[i]
-        path = shards[k.shard]
-        if handle.get("path") != path:
-            if handle.get("file"):
-                handle["file"].close()
-            handle.update(path=path, file=open(path, "rb"))
-        where = f"{path} (record at byte offset {k.offset})"
-        feats = tr.parse_example(tr.read_tfrecord_at(path, k.offset, f=handle["file"]), where)
+        feats, where = reader.features(shards[k.shard], k.offset)
         jpegs = tr.values(feats, IMAGE_KEY, "bytes_list", where, dataset=DATASET)
         actions = np.asarray(tr.values(feats, ACTION_KEY, "float_list", where, dataset=DATASET),
                              np.float32).reshape(k.length, 7).copy()
@@ -224,7 +218,6 @@ def convert_libero_rlds(root: str | Path, out_dir, tasks, image_size: int = 224,
                         "seed": "index of the episode's record in the split (shard order)",
                         "shards": read})
     finally:
-        if handle.get("file"):
-            handle["file"].close()
+        reader.close()
     return {"tasks": {t: counts[t] for t in tasks}, "episodes": len(kept),
             "steps": int(sum(k.length for k in kept)), "skipped": skipped}

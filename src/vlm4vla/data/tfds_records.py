@@ -145,6 +145,33 @@ def read_tfrecord_at(path: str | Path, offset: int, verify_data_crc: bool = Fals
     return data
 
 
+class ShardReader:
+    """Random access to records of several shards in turn, one file open at a time (a
+    second pass over records found by a first one; use as a context manager)."""
+
+    def __init__(self):
+        self._path, self._file = None, None
+
+    def features(self, path: Path, offset: int):
+        """(feature map of the record at `offset` of `path`, its name for errors)."""
+        if self._path != path:
+            self.close()
+            self._path, self._file = path, open(path, "rb")
+        where = f"{path} (record at byte offset {offset})"
+        return parse_example(read_tfrecord_at(path, offset, f=self._file), where), where
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._path, self._file = None, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # --- tf.train.Example, built from its public schema ------------------------------------------
 
 _CLASSES: dict | None = None

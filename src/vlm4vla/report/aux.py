@@ -27,7 +27,7 @@ from vlm4vla.eval.chains import chain_metrics
 from vlm4vla.eval.metrics import wilson_interval
 from vlm4vla.io import atomic_write_text, read_artifact_json
 from vlm4vla.report.stats import ALPHA, fisher_exact, format_p, permutation_p, power_footer
-from vlm4vla.report.tables import chain_lengths
+from vlm4vla.report.tables import chain_footer, chain_lengths
 
 
 def vqa_metrics(model: str, vlm: str) -> dict:
@@ -162,12 +162,11 @@ def to_markdown(df: pd.DataFrame, matrix: pd.DataFrame) -> str:
             delta = "reference" if r.arm == "base" else f"{r.delta_pct:+.1f}"
         lines.append(f"| {r.benchmark} | {r.model} | {r.arm} | {task} | {skill} | "
                      f"{_f(r.general_vqa_acc)} | {per_seed} | {pooled} | {delta} | {p} | {r.significant} |")
-    chained = df["metric"] == "avg_len" if "metric" in df.columns else pd.Series(False, index=df.index)
-    if chained.any():
-        lines += ["", "Chain benchmarks (" + ", ".join(sorted(df[chained]["benchmark"].unique())) + "): "
-                  "CALVIN's metric, the average number of subtasks completed per chain, per seed and "
-                  "pooled over seeds with a 95% bootstrap interval over chains; tested against the base "
-                  "arm by a two-sided permutation test over the pooled chains."]
+    chained, note = chain_footer(df, "CALVIN's metric, the average number of subtasks completed per "
+                                 "chain, per seed and pooled over seeds with a 95% bootstrap interval over "
+                                 "chains; tested against the base arm by a two-sided permutation test over "
+                                 "the pooled chains.")
+    lines += note
     lines += power_footer({b: list(g["trials"]) for b, g in df[~chained].groupby("benchmark", sort=True)},
                           seeds=int(df["seeds"].max()))
     tasks = [c for c in matrix.columns if c not in ("model", "vlm")]

@@ -155,14 +155,22 @@ def to_markdown(df: pd.DataFrame, title: str) -> str:
             p = "" if not r.reference else format_p(r.p_value)
             lines.append(f"| {r.benchmark} | {r.model} | {r.variant} | {_params(r.params_trainable)} / "
                          f"{_params(r.params_total)} | {_cell(r)} | {delta} | {p} | {r.significant} |")
-    chained = df["metric"] == "avg_len" if "metric" in df.columns else pd.Series(False, index=df.index)
-    if chained.any():
-        lines += ["", "Chain benchmarks (" + ", ".join(sorted(df[chained]["benchmark"].unique())) + "): the "
-                  "average number of subtasks completed per chain (CALVIN's metric), a 95% bootstrap "
-                  "interval over chains in brackets; differences tested by a two-sided permutation "
-                  "test over chains."]
+    chained, note = chain_footer(df, "the average number of subtasks completed per chain (CALVIN's "
+                                 "metric), a 95% bootstrap interval over chains in brackets; differences "
+                                 "tested by a two-sided permutation test over chains.")
+    lines += note
     lines += power_footer({b: list(g["trials"]) for b, g in df[~chained].groupby("benchmark", sort=True)})
     return "\n".join(lines) + "\n"
+
+
+def chain_footer(df: pd.DataFrame, how: str) -> tuple[pd.Series, list[str]]:
+    """(which rows are on a chain benchmark, the footer naming those benchmarks and `how`
+    their metric is read); their rows take no success-rate power line."""
+    chained = df["metric"] == "avg_len" if "metric" in df.columns else pd.Series(False, index=df.index)
+    if not chained.any():
+        return chained, []
+    return chained, ["", "Chain benchmarks (" + ", ".join(sorted(df[chained]["benchmark"].unique()))
+                     + "): " + how]
 
 
 def write_table(df: pd.DataFrame, csv_path: str, md_path: str, title: str) -> None:
